@@ -1,0 +1,131 @@
+"""The Bot subclass: the composition root that wires settings, storage, services and cogs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+import yarl
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from discord.ext import commands
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from storage import db
+
+log = logging.getLogger(__name__)
+
+
+def point_discord_at(api_base_url: str, gateway_url: str) -> None:
+    """Send REST and gateway traffic to the configured Discord (or a compatible server)."""
+    discord.http.Route.BASE = api_base_url.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+def bot_intents() -> discord.Intents:
+    # Only what the cogs use: guild structure, DMs for chat, reactions as votes, guild messages for
+    # mentions. No privileged intents: DM and mention content reaches bots without message_content.
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.dm_messages = True
+    intents.dm_reactions = True
+    intents.guild_messages = True
+    intents.guild_reactions = True
+    return intents
+
+
+@dataclass
+class Services:
+    """What cogs may use; each is Discord-free."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    scheduler: AsyncIOScheduler
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class OABot(commands.Bot):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=bot_intents(),
+            owner_ids=set(settings.discord.owner_ids) or None,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self.services: Services | None = None
+        self._closing = False
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        engine = db.create_engine(
+            settings.database.url, echo=settings.database.echo, busy_timeout_ms=settings.database.busy_timeout_ms
+        )
+        await db.upgrade(engine)
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        self.services = Services(settings, engine, db.session_factory(engine), scheduler)
+        for extension in settings.discord.cogs:
+            await self.load_extension(extension)
+            log.info("loaded %s", extension)
+        scheduler.start()
+        if settings.discord.sync_commands:
+            await self._sync_commands()
+
+    async def _sync_commands(self) -> None:
+        guild_ids = self.settings.discord.command_guild_ids
+        if guild_ids:
+            # Guild commands appear at once, global ones can take up to an hour: handy in development.
+            for guild_id in guild_ids:
+                guild = discord.Object(guild_id)
+                self.tree.copy_global_to(guild=guild)
+                synced = await self.tree.sync(guild=guild)
+                log.info("synced %d commands to guild %s", len(synced), guild_id)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d global commands", len(synced))
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        log.info("shutting down")
+        # Cogs unload first so they finish or persist work in progress while the database is open.
+        for extension in list(self.extensions):
+            try:
+                await self.unload_extension(extension)
+            except Exception:
+                log.exception("unloading %s failed", extension)
+        if self.services is not None and self.services.scheduler.running:
+            self.services.scheduler.shutdown(wait=False)
+        await super().close()
+        if self.services is not None:
+            await self.services.engine.dispose()
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s (%s) in %d guilds", self.user, self.user.id if self.user else "?", len(self.guilds))
+
+
+async def serve(settings: Settings) -> None:
+    """Run until the gateway closes or SIGINT/SIGTERM arrive, then shut down cleanly."""
+    point_discord_at(settings.discord.api_base_url, settings.discord.gateway_url)
+    bot = OABot(settings)
+    loop = asyncio.get_running_loop()
+
+    def _stop(sig: signal.Signals) -> None:
+        log.info("received %s", sig.name)
+        loop.create_task(bot.close())
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _stop, sig)
+    async with bot:
+        try:
+            await bot.start(settings.discord.token or "")
+        except discord.LoginFailure:
+            log.error("Discord refused the token: check DISCORD_TOKEN")
+            raise

@@ -1,0 +1,216 @@
+"""Settings: a TOML file (``--config``) overlaid by ``OABOT_`` environment variables.
+
+Priority, highest first: ``DISCORD_TOKEN`` (token only), ``OABOT_SECTION__KEY`` variables,
+the TOML file, the defaults below. Every key is documented in ``config.example.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DISCORD_API_BASE = "https://discord.com/api/v10"
+DISCORD_GATEWAY = "wss://gateway.discord.gg/"
+
+NonNegInt = Annotated[int, Field(ge=0)]
+PosInt = Annotated[int, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class ConfigError(Exception):
+    """A settings problem a user can fix; the CLI prints it on one line and exits with code 2."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DiscordSettings(Section):
+    token: str | None = None
+    api_base_url: str = DISCORD_API_BASE
+    gateway_url: str = DISCORD_GATEWAY
+    command_guild_ids: list[int] = []
+    owner_ids: list[int] = []
+    cogs: list[str] = ["cogs.chat"]
+    sync_commands: bool = True
+
+    @field_validator("api_base_url", "gateway_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError("must be an absolute URL such as https://host/api/v10")
+        return value.rstrip("/") if not value.startswith("ws") else value
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite+aiosqlite:///data/oabot.db"
+    echo: bool = False
+    busy_timeout_ms: PosInt = 5000
+
+
+class PointsSettings(Section):
+    """Open-Assistant's points; ``accepted_bonus`` pays the reply's points again once it passes review."""
+
+    initial_prompt: NonNegFloat = 0.1
+    assistant_reply: NonNegFloat = 4
+    prompter_reply: NonNegFloat = 1
+    label_simple: NonNegFloat = 1
+    label_full: NonNegFloat = 2
+    ranking: NonNegFloat = 1
+    ranking_agreement_bonus: NonNegFloat = 2
+    placement: list[NonNegFloat] = [9, 3, 1]
+
+
+class TaskWeights(Section):
+    rank: NonNegFloat = 10
+    label_reply: NonNegFloat = 5
+    label_prompt: NonNegFloat = 5
+    reply: NonNegFloat = 2
+    initial_prompt: NonNegFloat = 0.01
+
+
+class LabellingSettings(Section):
+    default_language: str = "en"
+    max_active_trees_per_language: PosInt = 10
+    max_prompts_in_review: PosInt = 100
+    max_tree_depth: PosInt = 3
+    max_children: PosInt = 3
+    goal_tree_size: PosInt = 12
+    reviews_initial_prompt: PosInt = 3
+    reviews_reply: PosInt = 3
+    acceptance_threshold_initial_prompt: Fraction = 0.6
+    acceptance_threshold_reply: Fraction = 0.6
+    rankings_needed: PosInt = 3
+    rank_prompter_replies: bool = False
+    lonely_children_probability: Fraction = 0.75
+    reply_lock_minutes: NonNegFloat = 5
+    max_pending_tasks_per_user: PosInt = 8
+    task_expiry_hours: PosInt = 48
+    review_mode: Literal["simple", "full"] = "simple"
+    max_text_length: PosInt = 2000
+    duplicate_text_window_minutes: NonNegFloat = 120
+    red_flags_to_remove: PosInt = 4
+    skips_to_halt: PosInt = 25
+    good_agreement: Fraction = 0.5
+    streak_reset_hours: PosInt = 36
+    task_requests_per_window: PosInt = 30
+    task_request_window_minutes: PosInt = 4
+    assistant_replies_per_window: PosInt = 4
+    prompter_replies_per_window: PosInt = 8
+    reply_window_minutes: PosInt = 2
+    weights: TaskWeights = TaskWeights()
+    points: PointsSettings = PointsSettings()
+
+
+class ChatSettings(Section):
+    enabled: bool = True
+    backend: Literal["llama_cpp", "openai"] = "llama_cpp"
+    model_path: str | None = None
+    context_size: PosInt = 4096
+    threads: PosInt | None = None
+    max_reply_tokens: PosInt = 512
+    system_prompt: str = "You are a helpful, concise assistant."
+    max_system_prompt_chars: PosInt = 1500
+    preset: Literal["k50", "k50-creative", "k50-precise", "nucleus9"] = "k50"
+    state_cache_mb: NonNegInt = 512
+    rate_limit_messages: PosInt = 20
+    rate_limit_window_minutes: PosInt = 10
+    edit_interval_seconds: Annotated[float, Field(ge=0.2)] = 1.0
+    reply_timeout_seconds: PosInt = 180
+    answer_mentions: bool = False
+    synthetic_replies: bool = False
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_api_key: str | None = None
+    openai_model: str = "default"
+
+
+class SchedulerSettings(Section):
+    expire_tasks_minutes: PosInt = 10
+    tree_maintenance_minutes: PosInt = 5
+    post_tasks_minutes: PosInt = 60
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OABOT_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    discord: DiscordSettings = DiscordSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    labelling: LabellingSettings = LabellingSettings()
+    chat: ChatSettings = ChatSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs; environment variables must override it.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _discord_token_env(self) -> Settings:
+        token = os.environ.get("DISCORD_TOKEN")
+        if token:
+            self.discord.token = token.strip()
+        return self
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = _location(error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{key}'"
+    problem = error["msg"]
+    if "input" in error and error["type"] != "missing" and not isinstance(error["input"], dict):
+        problem += f" (got {error['input']!r})"
+    return f"'{key}': {problem}"
+
+
+def load_settings(path: str | os.PathLike[str] | None = "config.toml") -> Settings:
+    """Read settings; a missing file means all defaults. Raises ConfigError with one line."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        if file.exists():
+            try:
+                with file.open("rb") as handle:
+                    data = tomllib.load(handle)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+            except OSError as exc:
+                raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        message = _describe(errors[0])
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more: " + "; ".join(_describe(e) for e in errors[1:]) + ")"
+        where = f"{path}: " if data else ""
+        raise ConfigError(f"{where}{message}") from None

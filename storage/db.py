@@ -1,0 +1,99 @@
+"""Engine, sessions and schema upgrades for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def _prepare_sqlite_path(url: str) -> None:
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 5000) -> AsyncEngine:
+    """An async engine; on SQLite every connection runs in WAL mode with foreign keys enforced."""
+    _prepare_sqlite_path(url)
+    engine = create_async_engine(url, echo=echo)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration from the installed `migrations` package; no alembic.ini needed."""
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("migrations")))
+    return config
+
+
+def _run(connection: Connection, action: str, revision: str | None) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    if action == "upgrade":
+        command.upgrade(config, revision or "head")
+    elif action == "downgrade":
+        command.downgrade(config, revision or "-1")
+    else:
+        raise ValueError(action)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(_run, "upgrade", revision)
+
+
+async def downgrade(engine: AsyncEngine, revision: str = "-1") -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(_run, "downgrade", revision)
+
+
+def write_revision(connection: Connection, message: str) -> None:
+    """Autogenerate a revision file into the source tree's migrations/versions (developers only)."""
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    # Numbered revisions read in order in a directory listing.
+    existing = list(ScriptDirectory.from_config(config).walk_revisions())
+    command.revision(config, message=message, autogenerate=True, rev_id=f"{len(existing) + 1:04d}")
+
+
+def _revisions(connection: Connection) -> tuple[str | None, str | None]:
+    current = MigrationContext.configure(connection).get_current_revision()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return current, head
+
+
+async def current_revision(engine: AsyncEngine) -> tuple[str | None, str | None]:
+    """(the database's revision, the newest revision this code knows)."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_revisions)
+
+
+def run_sync(coro: Any) -> Any:
+    return asyncio.run(coro)
