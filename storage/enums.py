@@ -46,6 +46,7 @@ class ChatRole(StrEnum):
 
 
 class ChatMessageState(StrEnum):
+    GENERATING = "generating"
     COMPLETE = "complete"
     CANCELLED = "cancelled"
     FAILED = "failed"

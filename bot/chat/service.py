@@ -1,0 +1,568 @@
+"""DM chat: stored conversations, token-budgeted context, feedback and preference pairs.
+
+Discord-free: the chat cog calls these methods with Discord user ids and renders the results.
+Every user message is stored before the model runs, and every model call gets its assistant row
+up front (state ``generating``), so a crash never loses what a user wrote and rate limits count
+regenerations too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import ChatSettings
+from storage.enums import ChatMessageState, ChatRole
+from storage.models import ChatConversation, ChatMessage, ChatPreference, User
+from storage.users import get_or_create_user, insert_ignoring_conflicts
+
+PRESET_NAMES = ("k50", "k50-creative", "k50-precise", "nucleus9")
+GENERATING = ChatMessageState.GENERATING
+# Tokens a chat template adds around each message (ChatML: "<|im_start|>role\n" ... "<|im_end|>\n").
+TEMPLATE_TOKENS_PER_MESSAGE = 5
+
+
+class ChatError(Exception):
+    """A request the service refuses; `message` is safe to show to the user."""
+
+    reason = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RateLimited(ChatError):
+    reason = "rate_limited"
+
+    def __init__(self, retry_at: datetime, limit: int, minutes: int) -> None:
+        super().__init__(f"You can send {limit} chat messages every {minutes} minutes. Try again later.")
+        self.retry_at = retry_at
+
+
+class InvalidInput(ChatError):
+    reason = "invalid_input"
+
+
+class NotFound(ChatError):
+    reason = "not_found"
+
+
+class NotYours(ChatError):
+    reason = "not_yours"
+
+
+class NotCurrent(ChatError):
+    reason = "not_current"
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """Everything the cog needs to ask the model for one reply."""
+
+    conversation_id: int
+    user_message_id: int
+    reply_id: int
+    messages: list[dict[str, str]]
+    dropped_messages: int
+    preset: str
+    owner_key: str
+    conversation_key: str
+
+
+@dataclass(frozen=True)
+class UserChatSettings:
+    system_prompt: str
+    custom_system_prompt: bool
+    preset: str
+    opted_out: bool
+
+
+@dataclass(frozen=True)
+class KeepResult:
+    pairs_recorded: int
+    alternatives: list[int]
+
+
+TokenCounter = Callable[[str], Awaitable[int]]
+
+
+def budget_context(
+    system_prompt: str | None,
+    history: list[tuple[str, str, int]],
+    max_prompt_tokens: int,
+    system_tokens: int,
+) -> tuple[list[dict[str, str]], int]:
+    """The system prompt plus the newest (role, text, tokens) turns that fit; returns (messages, dropped).
+
+    The newest message is always kept, even if it alone overflows, so the user gets an answer
+    (the runner truncates); older turns go first and a conversation never starts on an assistant turn.
+    """
+    budget = max_prompt_tokens - (system_tokens + TEMPLATE_TOKENS_PER_MESSAGE if system_prompt else 0)
+    kept: list[tuple[str, str, int]] = []
+    for role, text, tokens in reversed(history):
+        cost = tokens + TEMPLATE_TOKENS_PER_MESSAGE
+        if kept and cost > budget:
+            break
+        kept.append((role, text, tokens))
+        budget -= cost
+    kept.reverse()
+    while len(kept) > 1 and kept[0][0] == ChatRole.ASSISTANT:
+        kept.pop(0)
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages += [{"role": role, "content": text} for role, text, _tokens in kept]
+    return messages, len(history) - len(kept)
+
+
+class ChatService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: ChatSettings,
+        count_tokens: TokenCounter,
+        model_name: str,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.model_name = model_name
+        self._count_tokens = count_tokens
+        self._token_cache: dict[str, int] = {}
+
+    async def _tokens(self, text: str) -> int:
+        # History is recounted every turn; caching by text keeps that to one tokenisation per message.
+        cached = self._token_cache.get(text)
+        if cached is None:
+            cached = await self._count_tokens(text)
+            if len(self._token_cache) > 20_000:
+                self._token_cache.clear()
+            self._token_cache[text] = cached
+        return cached
+
+    # ----- per-user settings -------------------------------------------------------------------
+
+    def _effective(self, user: User) -> UserChatSettings:
+        return UserChatSettings(
+            system_prompt=user.chat_system_prompt or self.settings.system_prompt,
+            custom_system_prompt=user.chat_system_prompt is not None,
+            preset=user.chat_preset or self.settings.preset,
+            opted_out=user.opted_out,
+        )
+
+    async def user_settings(self, discord_id: int) -> UserChatSettings:
+        async with self.sessions() as session:
+            user = await get_or_create_user(session, discord_id)
+            await session.commit()
+            return self._effective(user)
+
+    async def set_system_prompt(self, discord_id: int, text: str | None) -> UserChatSettings:
+        """Set (or with None/blank, reset) the user's system prompt; applies to the current conversation."""
+        text = (text or "").strip() or None
+        if text is not None and len(text) > self.settings.max_system_prompt_chars:
+            raise InvalidInput(
+                f"A system prompt can be at most {self.settings.max_system_prompt_chars} characters "
+                f"(yours has {len(text)})."
+            )
+        async with self.sessions() as session:
+            user = await get_or_create_user(session, discord_id)
+            user.chat_system_prompt = text
+            await session.execute(
+                update(ChatConversation)
+                .where(ChatConversation.user_id == user.id, ChatConversation.active.is_(True))
+                .values(system_prompt=text or self.settings.system_prompt)
+            )
+            await session.commit()
+            return self._effective(user)
+
+    async def set_preset(self, discord_id: int, preset: str) -> UserChatSettings:
+        if preset not in PRESET_NAMES:
+            raise InvalidInput(f"Unknown preset '{preset}'. Choose one of: {', '.join(PRESET_NAMES)}.")
+        async with self.sessions() as session:
+            user = await get_or_create_user(session, discord_id)
+            user.chat_preset = preset
+            await session.commit()
+            return self._effective(user)
+
+    async def set_opt_out(self, discord_id: int, opted_out: bool) -> UserChatSettings:
+        async with self.sessions() as session:
+            user = await get_or_create_user(session, discord_id)
+            user.opted_out = opted_out
+            await session.commit()
+            return self._effective(user)
+
+    async def reset(self, discord_id: int) -> bool:
+        """End the active conversation; the next message starts a new one. False if there was none."""
+        async with self.sessions() as session:
+            user = await get_or_create_user(session, discord_id)
+            result = await session.execute(
+                update(ChatConversation)
+                .where(ChatConversation.user_id == user.id, ChatConversation.active.is_(True))
+                .values(active=False)
+            )
+            await session.commit()
+            return bool(result.rowcount)
+
+    # ----- turns -------------------------------------------------------------------------------
+
+    async def _check_rate(self, session: AsyncSession, user: User, now: datetime) -> None:
+        window = timedelta(minutes=self.settings.rate_limit_window_minutes)
+        times = (
+            await session.scalars(
+                select(ChatMessage.created_at)
+                .join(ChatConversation, ChatConversation.id == ChatMessage.conversation_id)
+                .where(
+                    ChatConversation.user_id == user.id,
+                    ChatMessage.role == ChatRole.ASSISTANT,
+                    ChatMessage.created_at > now - window,
+                )
+                .order_by(ChatMessage.created_at)
+            )
+        ).all()
+        if len(times) >= self.settings.rate_limit_messages:
+            retry_at = times[len(times) - self.settings.rate_limit_messages] + window
+            raise RateLimited(retry_at, self.settings.rate_limit_messages, self.settings.rate_limit_window_minutes)
+
+    async def begin_turn(
+        self,
+        discord_id: int,
+        text: str,
+        *,
+        display_name: str | None = None,
+        channel_id: int | None = None,
+        discord_message_id: int | None = None,
+        now: datetime | None = None,
+    ) -> ChatTurn:
+        """Store the user's message and open the reply; raises ChatError when refused."""
+        text = text.strip()
+        if not text:
+            raise InvalidInput("Your message is empty: write some text for me to answer.")
+        now = now or datetime.now(UTC)
+        async with self.sessions() as session:
+            user = await get_or_create_user(session, discord_id, display_name=display_name)
+            await self._check_rate(session, user, now)
+            conversation = await session.scalar(
+                select(ChatConversation)
+                .where(ChatConversation.user_id == user.id, ChatConversation.active.is_(True))
+                .order_by(ChatConversation.id.desc())
+                .limit(1)
+            )
+            effective = self._effective(user)
+            if conversation is None:
+                conversation = ChatConversation(
+                    user_id=user.id,
+                    model_name=self.model_name,
+                    system_prompt=effective.system_prompt,
+                    preset=effective.preset,
+                    discord_channel_id=channel_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(conversation)
+                await session.flush()
+            else:
+                await self._settle_alternatives(session, conversation.id)
+            previous = await session.scalar(
+                select(ChatMessage.id)
+                .where(
+                    ChatMessage.conversation_id == conversation.id,
+                    ChatMessage.role == ChatRole.ASSISTANT,
+                    ChatMessage.kept.is_(True),
+                    ChatMessage.state == ChatMessageState.COMPLETE,
+                )
+                .order_by(ChatMessage.id.desc())
+                .limit(1)
+            )
+            message = ChatMessage(
+                conversation_id=conversation.id,
+                parent_id=previous,
+                role=ChatRole.USER,
+                text=text,
+                discord_message_id=discord_message_id,
+                created_at=now,
+            )
+            session.add(message)
+            await session.flush()
+            reply = self._open_reply(conversation, message.id, effective.preset, now)
+            session.add(reply)
+            conversation.updated_at = now
+            await session.flush()
+            turn = await self._turn(session, conversation, message.id, reply.id, effective.preset)
+            await session.commit()
+            return turn
+
+    def _open_reply(self, conversation: ChatConversation, parent_id: int, preset: str, now: datetime) -> ChatMessage:
+        return ChatMessage(
+            conversation_id=conversation.id,
+            parent_id=parent_id,
+            role=ChatRole.ASSISTANT,
+            text="",
+            state=GENERATING,
+            model_name=self.model_name,
+            preset=preset,
+            kept=True,
+            created_at=now,
+        )
+
+    async def _turn(
+        self, session: AsyncSession, conversation: ChatConversation, user_message_id: int, reply_id: int, preset: str
+    ) -> ChatTurn:
+        rows = (
+            await session.execute(
+                select(ChatMessage.role, ChatMessage.text)
+                .where(
+                    ChatMessage.conversation_id == conversation.id,
+                    ChatMessage.id <= user_message_id,
+                    (ChatMessage.role == ChatRole.USER)
+                    | (ChatMessage.kept.is_(True) & (ChatMessage.state == ChatMessageState.COMPLETE)),
+                )
+                .order_by(ChatMessage.id)
+            )
+        ).all()
+        history = [(role, text, await self._tokens(text)) for role, text in rows]
+        system_prompt = conversation.system_prompt
+        system_tokens = await self._tokens(system_prompt) if system_prompt else 0
+        max_prompt = self.settings.context_size - self.settings.max_reply_tokens
+        messages, dropped = budget_context(system_prompt, history, max_prompt, system_tokens)
+        return ChatTurn(
+            conversation_id=conversation.id,
+            user_message_id=user_message_id,
+            reply_id=reply_id,
+            messages=messages,
+            dropped_messages=dropped,
+            preset=preset,
+            owner_key=f"user-{conversation.user_id}",
+            conversation_key=f"conversation-{conversation.id}",
+        )
+
+    async def finish_reply(
+        self,
+        reply_id: int,
+        text: str,
+        *,
+        state: str = ChatMessageState.COMPLETE,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        generation_ms: int | None = None,
+        discord_message_id: int | None = None,
+    ) -> None:
+        async with self.sessions() as session:
+            reply = await session.get(ChatMessage, reply_id)
+            if reply is None:
+                raise NotFound("That reply no longer exists.")
+            reply.text = text
+            reply.state = state
+            reply.prompt_tokens = prompt_tokens
+            reply.completion_tokens = completion_tokens
+            reply.generation_ms = generation_ms
+            if discord_message_id is not None:
+                reply.discord_message_id = discord_message_id
+            conversation = await session.get(ChatConversation, reply.conversation_id)
+            assert conversation is not None
+            conversation.prompt_tokens += prompt_tokens or 0
+            conversation.completion_tokens += completion_tokens or 0
+            if state != ChatMessageState.COMPLETE:
+                # A failed answer must not hide an earlier good alternative.
+                reply.kept = False
+                await self._restore_kept(session, reply)
+            await session.commit()
+
+    async def _restore_kept(self, session: AsyncSession, failed: ChatMessage) -> None:
+        fallback = await session.scalar(
+            select(ChatMessage)
+            .where(
+                ChatMessage.parent_id == failed.parent_id,
+                ChatMessage.role == ChatRole.ASSISTANT,
+                ChatMessage.state == ChatMessageState.COMPLETE,
+            )
+            .order_by(ChatMessage.id.desc())
+            .limit(1)
+        )
+        if fallback is not None:
+            fallback.kept = True
+
+    async def _owned_reply(self, session: AsyncSession, discord_id: int, reply_id: int) -> ChatMessage:
+        row = (
+            await session.execute(
+                select(ChatMessage, User.discord_id)
+                .join(ChatConversation, ChatConversation.id == ChatMessage.conversation_id)
+                .join(User, User.id == ChatConversation.user_id)
+                .where(ChatMessage.id == reply_id, ChatMessage.role == ChatRole.ASSISTANT)
+            )
+        ).first()
+        if row is None:
+            raise NotFound("I can't find that reply any more.")
+        reply, owner = row
+        if owner != discord_id:
+            raise NotYours("Only the person who chatted can rate or regenerate this reply.")
+        return reply
+
+    async def rate(self, discord_id: int, reply_id: int, value: int) -> int:
+        """Record the owner's rating (-1, 0 or +1) of a reply; a second identical rating clears it."""
+        if value not in (-1, 0, 1):
+            raise InvalidInput("A rating is -1, 0 or +1.")
+        async with self.sessions() as session:
+            reply = await self._owned_reply(session, discord_id, reply_id)
+            reply.feedback = None if reply.feedback == value and value != 0 else value
+            await session.commit()
+            return reply.feedback or 0
+
+    async def regenerate(self, discord_id: int, reply_id: int, now: datetime | None = None) -> ChatTurn:
+        """A new alternative for the latest turn; it becomes the shown (kept) one."""
+        now = now or datetime.now(UTC)
+        async with self.sessions() as session:
+            reply = await self._owned_reply(session, discord_id, reply_id)
+            conversation = await session.get(ChatConversation, reply.conversation_id)
+            assert conversation is not None and reply.parent_id is not None
+            latest_user_message = await session.scalar(
+                select(func.max(ChatMessage.id)).where(
+                    ChatMessage.conversation_id == conversation.id, ChatMessage.role == ChatRole.USER
+                )
+            )
+            if not conversation.active or reply.parent_id != latest_user_message:
+                raise NotCurrent("Only the latest reply of your current conversation can be regenerated.")
+            if reply.state == GENERATING:
+                raise NotCurrent("That reply is still being written.")
+            user = await session.get(User, conversation.user_id)
+            assert user is not None
+            await self._check_rate(session, user, now)
+            await session.execute(
+                update(ChatMessage).where(ChatMessage.parent_id == reply.parent_id).values(kept=False)
+            )
+            preset = self._effective(user).preset
+            alternative = self._open_reply(conversation, reply.parent_id, preset, now)
+            session.add(alternative)
+            await session.flush()
+            turn = await self._turn(session, conversation, reply.parent_id, alternative.id, preset)
+            await session.commit()
+            return turn
+
+    async def _alternatives(self, session: AsyncSession, parent_id: int) -> list[ChatMessage]:
+        return list(
+            (
+                await session.scalars(
+                    select(ChatMessage)
+                    .where(
+                        ChatMessage.parent_id == parent_id,
+                        ChatMessage.role == ChatRole.ASSISTANT,
+                        ChatMessage.state == ChatMessageState.COMPLETE,
+                    )
+                    .order_by(ChatMessage.id)
+                )
+            ).all()
+        )
+
+    async def _record_choice(self, session: AsyncSession, chosen: ChatMessage, others: list[ChatMessage]) -> int:
+        # A changed mind replaces the earlier choice for this turn instead of contradicting it.
+        alternative_ids = [chosen.id] + [other.id for other in others]
+        for stale in (
+            await session.scalars(
+                select(ChatPreference).where(
+                    ChatPreference.rejected_id.in_(alternative_ids), ChatPreference.chosen_id != chosen.id
+                )
+            )
+        ).all():
+            await session.delete(stale)
+        recorded = 0
+        for other in others:
+            result = await session.execute(
+                insert_ignoring_conflicts(session, ChatPreference, chosen_id=chosen.id, rejected_id=other.id)
+            )
+            recorded += result.rowcount or 0
+        return recorded
+
+    async def keep(self, discord_id: int, reply_id: int) -> KeepResult:
+        """The user keeps this alternative: it continues the conversation and wins over the others."""
+        async with self.sessions() as session:
+            reply = await self._owned_reply(session, discord_id, reply_id)
+            if reply.state != ChatMessageState.COMPLETE:
+                raise NotCurrent("Only a finished reply can be kept.")
+            alternatives = await self._alternatives(session, reply.parent_id)
+            others = [alt for alt in alternatives if alt.id != reply.id]
+            if not others:
+                raise NotCurrent("There is nothing to choose between yet: regenerate first.")
+            for alternative in alternatives:
+                alternative.kept = alternative.id == reply.id
+            recorded = await self._record_choice(session, reply, others)
+            await session.commit()
+            return KeepResult(recorded, [alt.id for alt in alternatives])
+
+    async def _settle_alternatives(self, session: AsyncSession, conversation_id: int) -> None:
+        """Continuing after a regeneration keeps the shown alternative: record that choice."""
+        latest_user = await session.scalar(
+            select(func.max(ChatMessage.id)).where(
+                ChatMessage.conversation_id == conversation_id, ChatMessage.role == ChatRole.USER
+            )
+        )
+        if latest_user is None:
+            return
+        alternatives = await self._alternatives(session, latest_user)
+        kept = [alt for alt in alternatives if alt.kept]
+        if len(alternatives) > 1 and len(kept) == 1:
+            already = await session.scalar(
+                select(func.count()).select_from(ChatPreference).where(ChatPreference.chosen_id == kept[0].id)
+            )
+            if not already:
+                await self._record_choice(session, kept[0], [alt for alt in alternatives if not alt.kept])
+
+    async def interrupted_replies(self) -> list[int]:
+        """Replies left `generating` by a crash or restart: marked failed, their ids returned."""
+        async with self.sessions() as session:
+            ids = list((await session.scalars(select(ChatMessage.id).where(ChatMessage.state == GENERATING))).all())
+            for reply_id in ids:
+                reply = await session.get(ChatMessage, reply_id)
+                assert reply is not None
+                reply.state = ChatMessageState.FAILED
+                reply.kept = False
+                await self._restore_kept(session, reply)
+            await session.commit()
+            return ids
+
+    async def export_user(self, discord_id: int) -> bytes:
+        """The user's own conversations as JSON lines, for /chat export."""
+        async with self.sessions() as session:
+            user = await get_or_create_user(session, discord_id)
+            conversations = (
+                await session.scalars(
+                    select(ChatConversation).where(ChatConversation.user_id == user.id).order_by(ChatConversation.id)
+                )
+            ).all()
+            lines = []
+            for conversation in conversations:
+                messages = (
+                    await session.scalars(
+                        select(ChatMessage)
+                        .where(ChatMessage.conversation_id == conversation.id)
+                        .order_by(ChatMessage.id)
+                    )
+                ).all()
+                lines.append(json.dumps(_conversation_json(conversation, messages), ensure_ascii=False))
+            await session.commit()
+            return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def _conversation_json(conversation: ChatConversation, messages: Any) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation.id,
+        "created_at": conversation.created_at.isoformat(),
+        "model_name": conversation.model_name,
+        "system_prompt": conversation.system_prompt,
+        "active": conversation.active,
+        "messages": [
+            {
+                "id": message.id,
+                "parent_id": message.parent_id,
+                "role": message.role,
+                "text": message.text,
+                "created_at": message.created_at.isoformat(),
+                **({"state": message.state} if message.state != ChatMessageState.COMPLETE else {}),
+                **({"feedback": message.feedback} if message.feedback is not None else {}),
+                **({"kept": message.kept} if message.role == ChatRole.ASSISTANT else {}),
+            }
+            for message in messages
+        ],
+    }
