@@ -68,6 +68,8 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
+    # The all-time leaderboard reads the denormalised total instead of summing every score event.
+    __table_args__ = (Index("ix_users_points", "points"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     discord_id: Mapped[int] = mapped_column(BigInteger, unique=True)
@@ -78,6 +80,8 @@ class User(Base):
     # Set for the synthetic users of `oabot simulate`; never shown on leaderboards of a real server.
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
     streak_days: Mapped[int] = mapped_column(Integer, default=0)
+    # Sum of the user's score_events, kept in the same transaction as each event.
+    points: Mapped[float] = mapped_column(Float, default=0, server_default="0")
     last_active_at: Mapped[datetime | None]
     chat_system_prompt: Mapped[str | None] = mapped_column(Text)
     chat_preset: Mapped[str | None] = mapped_column(String(32))
@@ -165,6 +169,8 @@ class Task(Base):
         Index("ix_tasks_user_state", "user_id", "state"),
         Index("ix_tasks_target_state", "target_message_id", "state"),
         Index("ix_tasks_state_expires", "state", "expires_at"),
+        # Rate limiting counts a user's recent task requests.
+        Index("ix_tasks_user_created", "user_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -229,7 +235,8 @@ class ScoreEvent(Base):
     __tablename__ = "score_events"
     __table_args__ = (
         Index("ix_score_events_user_created", "user_id", "created_at"),
-        Index("ix_score_events_created", "created_at"),
+        # Covering index: period leaderboards aggregate (user_id, points) by created_at without the table.
+        Index("ix_score_events_created", "created_at", "user_id", "points"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

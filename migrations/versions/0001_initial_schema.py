@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 12:44:56.977172
+Create Date: 2026-11-26 12:49:47.752232
 """
 
 from collections.abc import Sequence
@@ -54,6 +54,7 @@ def upgrade() -> None:
     sa.Column('opted_out', sa.Boolean(), nullable=False),
     sa.Column('synthetic', sa.Boolean(), nullable=False),
     sa.Column('streak_days', sa.Integer(), nullable=False),
+    sa.Column('points', sa.Float(), server_default='0', nullable=False),
     sa.Column('last_active_at', storage.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('chat_system_prompt', sa.Text(), nullable=True),
     sa.Column('chat_preset', sa.String(length=32), nullable=True),
@@ -61,6 +62,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('discord_id', name=op.f('uq_users_discord_id'))
     )
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.create_index('ix_users_points', ['points'], unique=False)
+
     op.create_table('audit_log',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('actor_id', sa.Integer(), nullable=True),
@@ -210,6 +214,7 @@ def upgrade() -> None:
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.create_index('ix_tasks_state_expires', ['state', 'expires_at'], unique=False)
         batch_op.create_index('ix_tasks_target_state', ['target_message_id', 'state'], unique=False)
+        batch_op.create_index('ix_tasks_user_created', ['user_id', 'created_at'], unique=False)
         batch_op.create_index('ix_tasks_user_state', ['user_id', 'state'], unique=False)
 
     op.create_table('chat_preferences',
@@ -273,7 +278,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_score_events'))
     )
     with op.batch_alter_table('score_events', schema=None) as batch_op:
-        batch_op.create_index('ix_score_events_created', ['created_at'], unique=False)
+        batch_op.create_index('ix_score_events_created', ['created_at', 'user_id', 'points'], unique=False)
         batch_op.create_index('ix_score_events_user_created', ['user_id', 'created_at'], unique=False)
 
     # ### end Alembic commands ###
@@ -297,6 +302,7 @@ def downgrade() -> None:
     op.drop_table('chat_preferences')
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index('ix_tasks_user_state')
+        batch_op.drop_index('ix_tasks_user_created')
         batch_op.drop_index('ix_tasks_target_state')
         batch_op.drop_index('ix_tasks_state_expires')
 
@@ -330,6 +336,9 @@ def downgrade() -> None:
         batch_op.drop_index('ix_audit_log_created')
 
     op.drop_table('audit_log')
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_index('ix_users_points')
+
     op.drop_table('users')
     with op.batch_alter_table('message_trees', schema=None) as batch_op:
         batch_op.drop_index('ix_message_trees_state_lang')
