@@ -108,6 +108,49 @@ def cmd_db_revision(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from bot.labelling.export import export
+    from storage import db
+
+    settings = _settings(args)
+    states = args.state or ["ready_for_export"]
+
+    async def go() -> int:
+        engine = db.create_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
+        try:
+            return await export(
+                db.session_factory(engine), args.format, args.output, lang=args.lang, states=states,
+                include_deleted=args.include_deleted, raw_ids=args.raw_ids, salt=args.salt, progress=True,
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        lines = asyncio.run(go())
+    except ValueError as exc:  # unknown state or format, unusable salt file
+        raise UsageError(str(exc)) from None
+    print(f"wrote {lines} lines to {args.output}")
+    return 0
+
+
+def _add_export_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    export = commands.add_parser(
+        "export", parents=[common], help="write the collected data as oasst1 trees/messages, preference pairs or SFT"
+    )
+    export.add_argument("--format", required=True, choices=["oasst-trees", "oasst-messages", "preferences", "sft"])
+    export.add_argument("-o", "--output", required=True, metavar="FILE", help=".jsonl, or .jsonl.gz to compress")
+    export.add_argument("--lang", action="append", metavar="LANG", help="only these languages (repeat or a,b)")
+    export.add_argument(
+        "--state", action="append", metavar="STATE", help="tree states (repeat or a,b; default ready_for_export)"
+    )
+    export.add_argument("--include-deleted", action="store_true", help="keep deleted messages (oasst formats)")
+    export.add_argument("--raw-ids", action="store_true", help="Discord user ids instead of pseudonyms")
+    export.add_argument(
+        "--salt", help="salt of the pseudonyms (default: $OABOT_EXPORT_SALT, else export_salt beside the database)"
+    )
+    export.set_defaults(func=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -143,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     revision.add_argument("-m", "--message", required=True, help="what the revision changes")
     revision.set_defaults(func=cmd_db_revision)
+    _add_export_parser(commands, common)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The labelling engine: trees, tasks, reviews, rankings, consensus, points, export (no Discord)."""
