@@ -332,7 +332,9 @@ class LlamaCppRunner:
         n_ctx = min(self._n_ctx_requested, lc.llama_model_n_ctx_train(model) or self._n_ctx_requested)
 
         cparams = lc.llama_context_default_params()
-        cparams.n_ctx = n_ctx * self.n_parallel
+        # llama.cpp pads a context to a multiple of 256 cells; pad each window ourselves so the
+        # total divides evenly between the sequences, and enforce the requested n_ctx below.
+        cparams.n_ctx = -(-n_ctx // 256) * 256 * self.n_parallel
         cparams.n_batch = self.n_batch
         cparams.n_ubatch = min(self.n_batch, 512)
         cparams.n_seq_max = self.n_parallel
@@ -348,7 +350,7 @@ class LlamaCppRunner:
             )
         self._ctx = ctx
         self._mem = lc.llama_get_memory(ctx)
-        self._n_ctx_seq = lc.llama_n_ctx_seq(ctx)
+        self._n_ctx_seq = min(n_ctx, lc.llama_n_ctx_seq(ctx))
         self._batch = lc.llama_batch_init(self.n_batch, 0, 1)
         self._slots = [_Slot(seq_id=i) for i in range(self.n_parallel)]
         self._eog_tokens = [t for t in range(self._n_vocab) if lc.llama_vocab_is_eog(self._vocab, t)]

@@ -1,0 +1,339 @@
+"""LlamaCppRunner against a tiny random-weight GGUF (generated per session, loads in milliseconds)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import time
+
+import pytest
+
+from model_runner import (
+    PRESETS,
+    PromptTooLongError,
+    RunnerNotRunningError,
+    SamplingParams,
+)
+
+# Random weights emit end-of-turn tokens at random; ignore_eos makes lengths predictable.
+LONG = SamplingParams(temperature=0.8, top_k=0, top_p=1.0, repeat_penalty=1.0, max_tokens=3000,
+                      ignore_eos=True, seed=7)
+GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=40, ignore_eos=True)
+
+
+def user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+async def test_stream_yields_chunks_and_final_result(make_runner):
+    runner = await make_runner()
+    messages = [{"role": "system", "content": "Be brief."}, *user("Hello there, how are you?")]
+    stream = runner.stream_chat(messages, GREEDY.with_(max_tokens=25), user_key="u1")
+    chunks = [c async for c in stream]
+    res = stream.result
+    assert chunks and all(isinstance(c, str) and c for c in chunks)
+    assert "".join(chunks) == res.text
+    assert res.finish_reason == "length"
+    assert res.completion_tokens == 25
+    assert res.prompt_tokens == await runner.count_tokens(messages)
+    assert res.prompt_tokens_evaluated == res.prompt_tokens  # nothing to reuse on a first turn
+    assert res.time_to_first_token_s is not None and res.time_to_first_token_s >= res.queue_wait_s >= 0
+    assert res.tokens_per_second is not None and res.tokens_per_second > 0
+    assert res.model == "tiny"
+    assert stream.position is None
+
+
+async def test_count_tokens_text_and_messages(make_runner):
+    runner = await make_runner()
+    # The tiny vocabulary is one token per byte.
+    assert await runner.count_tokens("héllo") == len("héllo".encode())
+    n_msgs = await runner.count_tokens(user("hi"))
+    # <|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n : 3 special tokens + the bytes
+    assert n_msgs == 3 + len("user\nhi" "\n" "assistant\n")
+
+
+async def test_eos_stops_generation_without_ignore_eos(make_runner):
+    runner = await make_runner()
+    params = SamplingParams(temperature=1.5, top_k=0, top_p=1.0, repeat_penalty=1.0, max_tokens=400, seed=3)
+    reasons = set()
+    for seed in range(12):
+        res = await runner.stream_chat(user("x"), params.with_(seed=seed), user_key="u").final()
+        reasons.add(res.finish_reason)
+        assert res.completion_tokens <= 400
+    assert reasons <= {"stop", "length"}
+
+
+async def test_stop_string_cuts_output(make_runner):
+    runner = await make_runner()
+    params = GREEDY.with_(max_tokens=60, repeat_penalty=1.3)  # the penalty keeps greedy from looping
+    full = await runner.stream_chat(user("stop test"), params, user_key="u").final()
+    text = full.text
+    # A stop string from the middle of the greedy output (greedy: the rerun is identical).
+    stop = next(text[i:i + 2] for i in range(5, len(text) - 2) if "\ufffd" not in text[i:i + 2])
+    cut = text.index(stop)
+    assert cut > 0
+    stream = runner.stream_chat(user("stop test"), params.with_(stop=(stop,)), user_key="u")
+    chunks = [c async for c in stream]
+    assert stream.result.finish_reason == "stop"
+    assert stream.result.text == text[:cut]
+    assert "".join(chunks) == text[:cut]
+
+
+async def test_cancel_stops_within_two_tokens(make_runner):
+    runner = await make_runner(n_ctx=4096)
+    stream = runner.stream_chat(user("go on"), LONG, user_key="u")
+    seen = 0
+    async for _ in stream:
+        seen += 1
+        if seen == 3:
+            at_cancel = stream.tokens_generated
+            stream.cancel()
+    res = stream.result
+    assert res.finish_reason == "cancelled"
+    assert res.completion_tokens - at_cancel <= 2
+    assert res.completion_tokens < LONG.max_tokens
+
+
+async def test_cancelling_the_consumer_task_stops_generation(make_runner):
+    runner = await make_runner(n_ctx=4096, n_parallel=1)
+    stream = runner.stream_chat(user("go on"), LONG, user_key="u")
+    sink = stream.sink
+    got_some = asyncio.Event()
+
+    async def consume():
+        async for _ in stream:
+            got_some.set()
+
+    task = asyncio.create_task(consume())
+    await got_some.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    at_cancel = sink.tokens_generated
+    # With one sequence, the next request only runs once the cancelled one has let go.
+    await runner.stream_chat(user("next"), GREEDY.with_(max_tokens=2), user_key="v").final()
+    assert sink.cancelled.is_set()
+    assert sink.tokens_generated - at_cancel <= 2
+
+
+async def test_dropping_an_unread_stream_cancels_it(make_runner):
+    runner = await make_runner(n_ctx=4096, n_parallel=1)
+    stream = runner.stream_chat(user("go on"), LONG, user_key="u")
+    sink = stream.sink
+    async for _ in stream:
+        break
+    at_drop = sink.tokens_generated
+    del stream
+    gc.collect()
+    await runner.stream_chat(user("next"), GREEDY.with_(max_tokens=2), user_key="v").final()
+    assert sink.cancelled.is_set()
+    assert sink.tokens_generated - at_drop <= 2
+
+
+async def test_async_with_exit_cancels(make_runner):
+    runner = await make_runner(n_ctx=4096)
+    async with runner.stream_chat(user("go on"), LONG, user_key="u") as stream:
+        async for _ in stream:
+            break
+    assert stream.done
+    assert stream.result.finish_reason == "cancelled"
+    assert stream.result.completion_tokens < LONG.max_tokens
+
+
+async def test_cancel_while_waiting_never_starts(make_runner):
+    runner = await make_runner(n_ctx=4096, n_parallel=1)
+    first = runner.stream_chat(user("long"), LONG, user_key="a")
+    positions: list[int] = []
+    second = runner.stream_chat(user("queued"), GREEDY, user_key="b", on_position=positions.append)
+    await asyncio.sleep(0)  # let position events arrive
+    second.cancel()
+    res = await second.final()
+    assert res.finish_reason == "cancelled"
+    assert res.completion_tokens == 0
+    assert 0 not in positions  # it never reached the model
+    first.cancel()
+    assert (await first.final()).finish_reason == "cancelled"
+
+
+async def test_fair_queue_serves_late_user_before_a_burst(make_runner):
+    runner = await make_runner(n_parallel=1)
+    order: list[str] = []
+    positions: dict[str, list[int]] = {}
+
+    async def run(name: str, user_key: str) -> None:
+        positions[name] = []
+        stream = runner.stream_chat(user(name), GREEDY.with_(max_tokens=30), user_key=user_key,
+                                    on_position=positions[name].append)
+        await stream.final()
+        order.append(name)
+
+    tasks = [asyncio.create_task(run(f"a{i}", "A")) for i in range(5)]
+    await asyncio.sleep(0)  # A's five requests are queued first
+    tasks.append(asyncio.create_task(run("b", "B")))
+    await asyncio.gather(*tasks)
+    # B may wait for the A request already running, but not behind A's remaining ones.
+    assert order.index("b") <= 1, order
+    assert [n for n in order if n != "b"] == [f"a{i}" for i in range(5)]
+    assert max(positions["a4"]) >= 3  # it was told it was waiting behind others
+    assert all(p[-1] == 0 for p in positions.values())  # everybody was told when they started
+
+
+async def test_model_is_touched_from_one_thread_only(make_runner, monkeypatch):
+    import llama_cpp
+
+    threads: set[int] = set()
+    calls = 0
+
+    def recording(fn):
+        def wrapper(*args, **kwargs):
+            nonlocal calls
+            threads.add(threading.get_ident())
+            calls += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    for name in dir(llama_cpp):
+        obj = getattr(llama_cpp, name)
+        if name.startswith("llama_") and callable(obj) and not isinstance(obj, type):
+            monkeypatch.setattr(llama_cpp, name, recording(obj))
+
+    runner = await make_runner(n_parallel=2)
+
+    async def chat(i: int) -> None:
+        res = await runner.stream_chat(user(f"hello {i}"), GREEDY.with_(max_tokens=20), user_key=f"u{i % 3}",
+                                       conversation_key=f"c{i}").final()
+        assert res.completion_tokens == 20
+
+    await asyncio.gather(*(chat(i) for i in range(8)), *(runner.count_tokens(user(f"x{i}")) for i in range(5)))
+    assert calls > 100
+    assert len(threads) == 1
+    assert threading.get_ident() not in threads
+
+
+async def test_next_turn_reuses_the_conversation_state(make_runner):
+    runner = await make_runner(n_parallel=1)
+    history = user("Tell me something.")
+    first = await runner.stream_chat(history, GREEDY, user_key="u", conversation_key="c").final()
+    history = [*history, {"role": "assistant", "content": first.text}, *user("And then?")]
+    second = await runner.stream_chat(history, GREEDY, user_key="u", conversation_key="c").final()
+    assert second.prompt_tokens > first.prompt_tokens
+    # At least the whole first prompt was already in the cache.
+    assert second.prompt_tokens_cached >= first.prompt_tokens
+    assert second.prompt_tokens_evaluated <= second.prompt_tokens - first.prompt_tokens
+
+
+async def test_saved_state_is_restored_after_another_conversation(make_runner):
+    runner = await make_runner(n_parallel=1, state_cache_bytes=16 << 20)
+    x1 = await runner.stream_chat(user("conversation x " * 8), GREEDY, user_key="u", conversation_key="x").final()
+    await runner.stream_chat(user("conversation y " * 8), GREEDY, user_key="v", conversation_key="y").final()
+    assert runner.stats()["state_cache_entries"] == 1  # x was saved when y took the sequence
+    x_history = [*user("conversation x " * 8), {"role": "assistant", "content": x1.text}, *user("more")]
+    x2 = await runner.stream_chat(x_history, GREEDY, user_key="u", conversation_key="x").final()
+    assert x2.prompt_tokens_cached >= x1.prompt_tokens
+
+    # The restored state gives exactly what a cold start gives (greedy decoding).
+    cold_runner = await make_runner(n_parallel=1, state_cache_bytes=0)
+    await cold_runner.stream_chat(user("conversation y " * 8), GREEDY, user_key="v", conversation_key="y").final()
+    cold = await cold_runner.stream_chat(x_history, GREEDY, user_key="u", conversation_key="x").final()
+    # Without a budget x was not kept: only the prefix it shares with y's prompt was reused.
+    assert cold.prompt_tokens_cached < x1.prompt_tokens
+    assert cold.text == x2.text
+
+
+async def test_state_cache_budget_evicts_least_recently_used(make_runner):
+    probe = await make_runner(n_parallel=1, state_cache_bytes=64 << 20)
+    prompts = {k: user(f"{k} conversation " * 10) for k in "abc"}
+    for k in "ab":
+        await probe.stream_chat(prompts[k], GREEDY, user_key=k, conversation_key=k).final()
+    one_state = probe.stats()["state_cache_bytes"]
+    assert one_state > 0
+
+    runner = await make_runner(n_parallel=1, state_cache_bytes=int(one_state * 1.5))
+    first = {}
+    for k in "abc":
+        first[k] = await runner.stream_chat(prompts[k], GREEDY, user_key=k, conversation_key=k).final()
+    stats = runner.stats()
+    assert stats["state_cache_evictions"] == 1  # a was pushed out when b was saved
+    assert stats["state_cache_entries"] == 1
+    assert stats["state_cache_bytes"] <= stats["state_cache_capacity_bytes"]
+    again_b = await runner.stream_chat(prompts["b"], GREEDY, user_key="b", conversation_key="b").final()
+    assert again_b.prompt_tokens_evaluated == 1  # restored: only the last token is re-read for logits
+    again_a = await runner.stream_chat(prompts["a"], GREEDY, user_key="a", conversation_key="a").final()
+    # Evicted: only "<|im_start|>user\n" (6 tokens), shared with the live conversation, is reused.
+    assert again_a.prompt_tokens_cached == 6
+
+
+async def test_prompt_too_long_is_a_clear_error(make_runner):
+    runner = await make_runner(n_ctx=64)
+    stream = runner.stream_chat(user("x" * 200), GREEDY, user_key="u")
+    with pytest.raises(PromptTooLongError) as e:
+        async for _ in stream:
+            pass
+    assert e.value.n_ctx == runner.n_ctx
+    # The runner keeps serving afterwards.
+    ok = await runner.stream_chat(user("hi"), GREEDY.with_(max_tokens=3), user_key="u").final()
+    assert ok.completion_tokens == 3
+
+
+async def test_generation_stops_at_the_context_window(make_runner):
+    runner = await make_runner(n_ctx=64)
+    res = await runner.stream_chat(user("hi"), LONG, user_key="u").final()
+    assert res.finish_reason == "length"
+    assert res.prompt_tokens + res.completion_tokens <= runner.n_ctx
+
+
+async def test_event_loop_keeps_ticking_during_generation(make_runner):
+    runner = await make_runner(n_ctx=4096, n_threads=2)
+    lags: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker():
+        while not stop.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lags.append(time.perf_counter() - t - 0.005)
+
+    tick = asyncio.create_task(ticker())
+    res = await runner.stream_chat(user("go"), LONG.with_(max_tokens=1500), user_key="u").final()
+    stop.set()
+    await tick
+    assert res.completion_tokens == 1500
+    assert len(lags) > 1
+    assert max(lags) < 1.0  # sanity bound only; bench/chat.py reports the real figure
+
+
+async def test_closed_runner_refuses_and_close_ends_running_streams(make_runner):
+    runner = await make_runner(n_ctx=4096, n_parallel=1)
+    running = runner.stream_chat(user("long"), LONG, user_key="a")
+    waiting = runner.stream_chat(user("queued"), GREEDY, user_key="b")
+    async for _ in running:
+        break
+    await runner.close()
+    assert (await running.final()).finish_reason == "cancelled"
+    with pytest.raises(RunnerNotRunningError):
+        await waiting.final()
+    with pytest.raises(RunnerNotRunningError):
+        runner.stream_chat(user("late"), GREEDY, user_key="c")
+    with pytest.raises(RunnerNotRunningError):
+        await runner.count_tokens("x")
+
+
+async def test_bad_messages_are_rejected_before_queueing(make_runner):
+    runner = await make_runner()
+    with pytest.raises(ValueError):
+        runner.stream_chat([], GREEDY, user_key="u")
+    with pytest.raises(ValueError):
+        runner.stream_chat([{"role": "user"}], GREEDY, user_key="u")
+
+
+def test_presets_match_open_assistant():
+    assert PRESETS["k50"].model_dump(include={"top_k", "top_p", "temperature", "repeat_penalty"}) == {
+        "top_k": 50, "top_p": 0.95, "temperature": 0.75, "repeat_penalty": 1.2}
+    assert PRESETS["k50-creative"].temperature == 0.85 and PRESETS["k50-creative"].top_k == 50
+    assert PRESETS["k50-precise"].temperature == 0.1 and PRESETS["k50-precise"].top_p == 0.95
+    assert PRESETS["nucleus9"].top_p == 0.9 and PRESETS["nucleus9"].temperature == 0.8
+    assert PRESETS["nucleus9"].top_k == 0
+    with pytest.raises(ValueError):
+        SamplingParams(temperature=-1)
