@@ -1,0 +1,371 @@
+"""Task selection: one call gives a user the best task now, or says truthfully why there is none.
+
+Kinds are drawn by the reference's weights among the kinds that have work for this user. Drawing a
+kind by weight and dropping it when it turns out empty gives exactly that distribution, and usually
+costs one small query. Candidates are found from the few trees in an active state of the user's
+language (the (state, lang) index), never by loading whole trees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.labelling.context import Context
+from bot.labelling.errors import NoTaskAvailable, UnknownUser
+from bot.labelling.labels import label_names
+from bot.labelling.trees import LABEL_KINDS, LIVE, RANK_KINDS, REPLY_KINDS, ranked_parent_roles
+from storage.enums import Role, TaskKind, TaskState, TreeState
+from storage.models import Label, Message, MessageTree, Ranking, Task, User
+
+# Weight groups of the reference and the task kinds each one covers.
+GROUPS: dict[str, tuple[TaskKind, ...]] = {
+    "rank": RANK_KINDS,
+    "label_reply": (TaskKind.LABEL_ASSISTANT_REPLY, TaskKind.LABEL_PROMPTER_REPLY),
+    "label_prompt": (TaskKind.LABEL_INITIAL_PROMPT,),
+    "reply": REPLY_KINDS,
+    "initial_prompt": (TaskKind.INITIAL_PROMPT,),
+}
+REPLY_KIND_FOR_PARENT = {Role.PROMPTER: TaskKind.ASSISTANT_REPLY, Role.ASSISTANT: TaskKind.PROMPTER_REPLY}
+LABEL_KIND_FOR_ROLE = {Role.PROMPTER: TaskKind.LABEL_PROMPTER_REPLY, Role.ASSISTANT: TaskKind.LABEL_ASSISTANT_REPLY}
+RANK_KIND_FOR_PARENT = {Role.PROMPTER: TaskKind.RANK_ASSISTANT_REPLIES, Role.ASSISTANT: TaskKind.RANK_PROMPTER_REPLIES}
+CANDIDATE_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: int
+    role: str
+    text: str
+    depth: int
+
+
+@dataclass(frozen=True)
+class TaskOffer:
+    """What a cog shows: ``conversation`` runs from the prompt down to the message to label, to
+    reply to, or whose replies to rank; ``replies`` are those replies, in the order to show them."""
+
+    task_id: int
+    kind: TaskKind
+    lang: str
+    expires_at: datetime
+    target_message_id: int | None
+    tree_id: int | None
+    conversation: tuple[MessageView, ...] = ()
+    replies: tuple[MessageView, ...] = ()
+    label_names: tuple[str, ...] = ()
+    review_mode: str | None = None
+    reply_role: str | None = None
+
+
+@dataclass
+class _Candidate:
+    kind: TaskKind
+    target_message_id: int | None = None
+    tree_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def _own_task_blocks(target: Any, user_id: int, kinds: Collection[str], now: datetime) -> Any:
+    """The user already holds an open task on this target, or skipped it (skips never come back)."""
+    return exists().where(
+        Task.target_message_id == target, Task.user_id == user_id, Task.kind.in_(list(kinds)),
+        or_(Task.state == TaskState.SKIPPED, and_(Task.state == TaskState.OFFERED, Task.expires_at > now)),
+    )
+
+
+async def _check_request_rate(session: AsyncSession, ctx: Context, user_id: int) -> None:
+    settings = ctx.settings
+    window = timedelta(minutes=settings.task_request_window_minutes)
+    recent = (
+        await session.scalars(
+            select(Task.created_at)
+            .where(Task.user_id == user_id, Task.created_at > ctx.now() - window)
+            .order_by(Task.created_at.desc())
+            .limit(settings.task_requests_per_window)
+        )
+    ).all()
+    if len(recent) >= settings.task_requests_per_window:
+        raise NoTaskAvailable("rate_limited", retry_at=recent[-1] + window)
+
+
+async def reply_rate_retry_at(session: AsyncSession, ctx: Context, user_id: int, role: str) -> datetime | None:
+    """When the user may write another reply of this role, or None if they may now."""
+    settings = ctx.settings
+    limit = settings.assistant_replies_per_window if role == Role.ASSISTANT else settings.prompter_replies_per_window
+    window = timedelta(minutes=settings.reply_window_minutes)
+    recent = (
+        await session.scalars(
+            select(Message.created_at)
+            .where(Message.author_id == user_id, Message.created_at > ctx.now() - window, Message.role == role)
+            .order_by(Message.created_at.desc())
+            .limit(limit)
+        )
+    ).all()
+    return recent[-1] + window if len(recent) >= limit else None
+
+
+async def _find_initial_prompt(session: AsyncSession, ctx: Context, user_id: int, lang: str,
+                               kinds: set[TaskKind]) -> _Candidate | None:
+    in_review = await session.scalar(
+        select(func.count()).select_from(MessageTree)
+        .where(MessageTree.state == TreeState.INITIAL_PROMPT_REVIEW, MessageTree.lang == lang)
+    )
+    if (in_review or 0) >= ctx.settings.max_prompts_in_review:
+        return None
+    return _Candidate(TaskKind.INITIAL_PROMPT)
+
+
+async def _find_label(session: AsyncSession, ctx: Context, user_id: int, lang: str, kinds: set[TaskKind],
+                      *, prompts: bool) -> _Candidate | None:
+    now = ctx.now()
+    conditions = [
+        MessageTree.lang == lang,
+        Message.review_result.is_(None),
+        Message.deleted.is_(False),
+        or_(Message.author_id.is_(None), Message.author_id != user_id),
+        ~exists().where(Label.message_id == Message.id, Label.user_id == user_id),
+        ~_own_task_blocks(Message.id, user_id, LABEL_KINDS, now),
+    ]
+    if prompts:
+        conditions += [MessageTree.state == TreeState.INITIAL_PROMPT_REVIEW, Message.parent_id.is_(None)]
+    else:
+        roles = [role for role, kind in LABEL_KIND_FOR_ROLE.items() if kind in kinds]
+        conditions += [MessageTree.state == TreeState.GROWING, Message.parent_id.is_not(None), Message.role.in_(roles)]
+    rows = (
+        await session.execute(
+            select(Message.id, Message.tree_id, Message.role, Message.review_count)
+            .join(MessageTree, MessageTree.id == Message.tree_id)
+            .where(*conditions)
+            .order_by(MessageTree.id, Message.id)
+            .limit(CANDIDATE_LIMIT)
+        )
+    ).all()
+    if not rows:
+        return None
+    # Finish what is closest to a decision first: the messages with the most reviews.
+    most = max(row.review_count for row in rows)
+    row = ctx.rng.choice([r for r in rows if r.review_count == most])
+    kind = TaskKind.LABEL_INITIAL_PROMPT if prompts else LABEL_KIND_FOR_ROLE[Role(row.role)]
+    mode = ctx.settings.review_mode
+    names = label_names(row.role, is_prompt=prompts, mode=mode)
+    return _Candidate(kind, row.id, row.tree_id, {"mode": mode, "labels": names})
+
+
+async def _growing_trees_with_room(session: AsyncSession, ctx: Context, lang: str) -> list[int]:
+    """Growing trees whose accepted plus in-review messages are still below the goal size."""
+    rows = (
+        await session.execute(
+            select(MessageTree.id, func.count(Message.id))
+            .join(Message, and_(Message.tree_id == MessageTree.id, Message.deleted.is_(False), LIVE))
+            .where(MessageTree.state == TreeState.GROWING, MessageTree.lang == lang)
+            .group_by(MessageTree.id)
+        )
+    ).all()
+    return [tree_id for tree_id, size in rows if size < ctx.settings.goal_tree_size]
+
+
+async def _find_reply(session: AsyncSession, ctx: Context, user_id: int, lang: str,
+                      kinds: set[TaskKind]) -> _Candidate | None:
+    trees = await _growing_trees_with_room(session, ctx, lang)
+    if not trees:
+        return None
+    now = ctx.now()
+    settings = ctx.settings
+    child = Message.__table__.alias("child")
+    live_children = (
+        select(func.count()).select_from(child)
+        .where(child.c.parent_id == Message.id, child.c.deleted.is_(False),
+               or_(child.c.review_result.is_(None), child.c.review_result.is_(True)))
+        .scalar_subquery()
+    )
+    lock_since = now - timedelta(minutes=settings.reply_lock_minutes)
+    reserved_by_other = exists().where(
+        Task.target_message_id == Message.id, Task.kind.in_(list(REPLY_KINDS)), Task.state == TaskState.OFFERED,
+        Task.user_id != user_id, Task.created_at > lock_since, Task.expires_at > now,
+    )
+    parent_roles = [role for role, kind in REPLY_KIND_FOR_PARENT.items() if kind in kinds]
+    rows = (
+        await session.execute(
+            select(Message.id, Message.tree_id, Message.role, live_children.label("children"))
+            .where(
+                Message.tree_id.in_(trees),
+                Message.review_result.is_(True),
+                Message.deleted.is_(False),
+                Message.depth < settings.max_tree_depth,
+                Message.role.in_(parent_roles),
+                or_(Message.author_id.is_(None), Message.author_id != user_id),
+                live_children < settings.max_children,
+                ~exists().where(child.c.parent_id == Message.id, child.c.author_id == user_id),
+                ~_own_task_blocks(Message.id, user_id, REPLY_KINDS, now),
+                ~reserved_by_other,
+            )
+            .order_by(Message.tree_id, Message.id)
+            .limit(CANDIDATE_LIMIT)
+        )
+    ).all()
+    if not rows:
+        return None
+    # "Lonely children": a parent with exactly one reply needs a second one to become rankable.
+    lonely = [r for r in rows if r.children == 1]
+    pool = lonely if lonely and ctx.rng.random() < settings.lonely_children_probability else rows
+    row = ctx.rng.choice(pool)
+    kind = REPLY_KIND_FOR_PARENT[Role(row.role)]
+    role = Role.ASSISTANT if kind == TaskKind.ASSISTANT_REPLY else Role.PROMPTER
+    return _Candidate(kind, row.id, row.tree_id, {"role": str(role)})
+
+
+async def _find_rank(session: AsyncSession, ctx: Context, user_id: int, lang: str,
+                     kinds: set[TaskKind]) -> _Candidate | None:
+    now = ctx.now()
+    settings = ctx.settings
+    child = Message.__table__.alias("child")
+    accepted_children = (
+        select(func.count()).select_from(child)
+        .where(child.c.parent_id == Message.id, child.c.deleted.is_(False), child.c.review_result.is_(True))
+        .scalar_subquery()
+    )
+    real_rankings = (
+        select(func.count()).select_from(Ranking)
+        .where(Ranking.parent_id == Message.id, Ranking.not_rankable.is_(False)).scalar_subquery()
+    )
+    not_rankable = (
+        select(func.count()).select_from(Ranking)
+        .where(Ranking.parent_id == Message.id, Ranking.not_rankable.is_(True)).scalar_subquery()
+    )
+    roles = [r for r in ranked_parent_roles(ctx) if RANK_KIND_FOR_PARENT[Role(r)] in kinds]
+    rows = (
+        await session.execute(
+            select(Message.id, Message.tree_id, Message.role)
+            .join(MessageTree, MessageTree.id == Message.tree_id)
+            .where(
+                MessageTree.state == TreeState.RANKING, MessageTree.lang == lang,
+                Message.deleted.is_(False), Message.review_result.is_(True), Message.role.in_(roles),
+                accepted_children >= 2,
+                real_rankings < settings.rankings_needed,
+                not_rankable < settings.rankings_needed,
+                ~exists().where(Ranking.parent_id == Message.id, Ranking.user_id == user_id),
+                # Nobody ranks a set holding their own reply.
+                ~exists().where(child.c.parent_id == Message.id, child.c.author_id == user_id,
+                                child.c.deleted.is_(False)),
+                ~_own_task_blocks(Message.id, user_id, RANK_KINDS, now),
+            )
+            .order_by(MessageTree.id, Message.id)
+            .limit(20)
+        )
+    ).all()
+    if not rows:
+        return None
+    row = ctx.rng.choice(rows)
+    reply_ids = list(
+        (
+            await session.scalars(
+                select(Message.id).where(Message.parent_id == row.id, Message.deleted.is_(False),
+                                         Message.review_result.is_(True)).order_by(Message.id)
+            )
+        ).all()
+    )
+    ctx.rng.shuffle(reply_ids)
+    return _Candidate(RANK_KIND_FOR_PARENT[Role(row.role)], row.id, row.tree_id, {"reply_ids": reply_ids})
+
+
+async def _find(session: AsyncSession, ctx: Context, group: str, user_id: int, lang: str,
+                kinds: set[TaskKind]) -> _Candidate | None:
+    if group == "initial_prompt":
+        return await _find_initial_prompt(session, ctx, user_id, lang, kinds)
+    if group == "label_prompt":
+        return await _find_label(session, ctx, user_id, lang, kinds, prompts=True)
+    if group == "label_reply":
+        return await _find_label(session, ctx, user_id, lang, kinds, prompts=False)
+    if group == "reply":
+        return await _find_reply(session, ctx, user_id, lang, kinds)
+    return await _find_rank(session, ctx, user_id, lang, kinds)
+
+
+async def _conversation(session: AsyncSession, message_id: int | None) -> tuple[MessageView, ...]:
+    chain = []
+    while message_id is not None:
+        message = await session.get(Message, message_id)
+        if message is None:
+            break
+        chain.append(MessageView(message.id, message.role, message.text, message.depth))
+        message_id = message.parent_id
+    return tuple(reversed(chain))
+
+
+async def describe_task(session: AsyncSession, task: Task) -> TaskOffer:
+    """Everything a cog needs to show the task (also to show an open task again)."""
+    replies: tuple[MessageView, ...] = ()
+    if task.kind in RANK_KINDS:
+        ids = list(task.payload.get("reply_ids", []))
+        found = {m.id: m for m in (await session.scalars(select(Message).where(Message.id.in_(ids)))).all()}
+        replies = tuple(MessageView(i, found[i].role, found[i].text, found[i].depth) for i in ids if i in found)
+    return TaskOffer(
+        task_id=task.id, kind=TaskKind(task.kind), lang=task.lang, expires_at=task.expires_at,
+        target_message_id=task.target_message_id, tree_id=task.tree_id,
+        conversation=await _conversation(session, task.target_message_id), replies=replies,
+        label_names=tuple(task.payload.get("labels", ())), review_mode=task.payload.get("mode"),
+        reply_role=task.payload.get("role"),
+    )
+
+
+async def request_task(session: AsyncSession, ctx: Context, user_id: int, lang: str,
+                       kinds: Collection[TaskKind] | None = None) -> TaskOffer:
+    """The best task for this user now, among ``kinds`` (default: every kind), in ``lang``.
+
+    Raises NoTaskAvailable with reason banned, rate_limited (with retry_at), too_many_pending or no_work.
+    """
+    user = await session.get(User, user_id)
+    if user is None:
+        raise UnknownUser("user_not_found")
+    if user.banned:
+        raise NoTaskAvailable("banned")
+    await _check_request_rate(session, ctx, user_id)
+    now = ctx.now()
+    pending = await session.scalar(
+        select(func.count()).select_from(Task)
+        .where(Task.user_id == user_id, Task.state == TaskState.OFFERED, Task.expires_at > now)
+    )
+    if (pending or 0) >= ctx.settings.max_pending_tasks_per_user:
+        raise NoTaskAvailable("too_many_pending")
+
+    wanted = set(TaskKind) if kinds is None else {TaskKind(k) for k in kinds}
+    if not ctx.settings.rank_prompter_replies:
+        wanted.discard(TaskKind.RANK_PROMPTER_REPLIES)
+    # Reply kinds the user is writing too fast for are left out; if that leaves nothing, say until when.
+    retry_at = None
+    for kind, role in ((TaskKind.ASSISTANT_REPLY, Role.ASSISTANT), (TaskKind.PROMPTER_REPLY, Role.PROMPTER)):
+        if kind in wanted:
+            blocked_until = await reply_rate_retry_at(session, ctx, user_id, role)
+            if blocked_until is not None:
+                wanted.discard(kind)
+                retry_at = blocked_until if retry_at is None else min(retry_at, blocked_until)
+    weights = ctx.settings.weights
+    groups = {
+        name: getattr(weights, name)
+        for name, members in GROUPS.items()
+        if wanted & set(members) and getattr(weights, name) > 0
+    }
+    while groups:
+        names = sorted(groups)
+        group = ctx.rng.choices(names, weights=[groups[n] for n in names])[0]
+        candidate = await _find(session, ctx, group, user_id, lang, wanted)
+        if candidate is None:
+            del groups[group]
+            continue
+        task = Task(
+            kind=candidate.kind, user_id=user_id, target_message_id=candidate.target_message_id,
+            tree_id=candidate.tree_id, lang=lang, state=TaskState.OFFERED, payload=candidate.payload,
+            created_at=now, expires_at=now + timedelta(hours=ctx.settings.task_expiry_hours),
+        )
+        session.add(task)
+        await session.flush()
+        return await describe_task(session, task)
+    if retry_at is not None:
+        raise NoTaskAvailable("rate_limited", "You are writing replies faster than allowed.", retry_at=retry_at)
+    raise NoTaskAvailable("no_work")
