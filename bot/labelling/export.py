@@ -49,6 +49,8 @@ temporary name and renamed at the end, so a failed export never leaves a truncat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import json
 import os
@@ -57,11 +59,11 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.labelling.pseudonyms import resolve_salt, user_id_mapper
@@ -79,7 +81,7 @@ from storage.models import (
 
 FORMATS = ("oasst-trees", "oasst-messages", "preferences", "sft")
 DEFAULT_STATES = (TreeState.READY_FOR_EXPORT.value,)
-BATCH_TREES = 500
+BATCH_TREES = 250
 
 
 @dataclass(slots=True, eq=False)
@@ -117,6 +119,13 @@ class _Tree:
     state: str
     lang: str
     prompt: _Node
+
+
+def _utc(value: str | datetime) -> datetime:
+    """SQLite hands back its stored UTC text, PostgreSQL a datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _compact(record: dict[str, Any]) -> dict[str, Any]:
@@ -160,10 +169,63 @@ _MESSAGE_COLUMNS = (
     Message.synthetic,
     Message.model_name,
     Message.deleted,
-    Message.created_at,
+    # As stored: UTCDateTime's per-row conversion is a good part of the export's time on SQLite.
+    type_coerce(Message.created_at, String),
     User.discord_id,
     User.opted_out,
 )
+
+
+@dataclass(slots=True)
+class _Batch:
+    heads: list[Any]  # (tree id, state, lang)
+    rows: list[Any]  # _MESSAGE_COLUMNS
+    emojis: dict[int, dict[str, int]]
+    labels: dict[int, dict[str, tuple[float, int]]]
+
+
+async def _fetch_batch(
+    sessions: async_sessionmaker[AsyncSession], where: list[Any], after: int, limit: int, with_annotations: bool
+) -> _Batch:
+    # Core rows through the session's connection: the ORM's per-row bookkeeping would cost more
+    # than the query itself.
+    async with sessions() as session:
+        conn = await session.connection()
+        heads = (
+            await conn.execute(
+                select(MessageTree.id, MessageTree.state, MessageTree.lang)
+                .where(*where, MessageTree.id > after)
+                .order_by(MessageTree.id)
+                .limit(limit)
+            )
+        ).all()
+        batch = _Batch(heads, [], defaultdict(dict), defaultdict(dict))
+        if not heads:
+            return batch
+        ids = [row[0] for row in heads]
+        batch.rows = (
+            await conn.execute(
+                select(*_MESSAGE_COLUMNS)
+                .outerjoin(User, User.id == Message.author_id)
+                .where(Message.tree_id.in_(ids))
+            )
+        ).all()
+        if with_annotations:
+            for message_id, emoji, count in (await conn.execute(
+                select(Reaction.message_id, Reaction.emoji, func.count())
+                .join(Message, Message.id == Reaction.message_id)
+                .where(Message.tree_id.in_(ids))
+                .group_by(Reaction.message_id, Reaction.emoji)
+            )).all():
+                batch.emojis[message_id][emoji] = count
+            for message_id, name, mean, count in (await conn.execute(
+                select(Label.message_id, Label.name, func.avg(Label.value), func.count())
+                .join(Message, Message.id == Label.message_id)
+                .where(Message.tree_id.in_(ids))
+                .group_by(Label.message_id, Label.name)
+            )).all():
+                batch.labels[message_id][name] = (float(mean), count)
+        return batch
 
 
 async def _tree_batches(
@@ -175,78 +237,44 @@ async def _tree_batches(
     include_deleted: bool,
     user_id: Any,
 ) -> AsyncIterator[tuple[int, list[_Tree]]]:
-    """Yield (trees read so far, the batch's exportable trees)."""
-    last_id = 0
+    """Yield (trees read so far, the batch's exportable trees).
+
+    The next batch is read while the caller turns this one into lines: SQLite works in
+    aiosqlite's thread without the GIL, so the two overlap; at most two batches are in memory.
+    """
     seen = 0
-    while True:
-        async with sessions() as session:
-            heads = (
-                await session.execute(
-                    select(MessageTree.id, MessageTree.state, MessageTree.lang)
-                    .where(*where, MessageTree.id > last_id)
-                    .order_by(MessageTree.id)
-                    .limit(batch_size)
-                )
-            ).all()
-            if not heads:
+    pending = asyncio.ensure_future(_fetch_batch(sessions, where, 0, batch_size, with_annotations))
+    try:
+        while True:
+            batch = await pending
+            if not batch.heads:
                 return
-            last_id = heads[-1][0]
-            seen += len(heads)
-            ids = [row[0] for row in heads]
-            rows = (
-                await session.execute(
-                    select(*_MESSAGE_COLUMNS)
-                    .outerjoin(User, User.id == Message.author_id)
-                    .where(Message.tree_id.in_(ids))
-                )
-            ).all()
-            emojis: dict[int, dict[str, int]] = defaultdict(dict)
-            labels: dict[int, dict[str, tuple[float, int]]] = defaultdict(dict)
-            if with_annotations:
-                for message_id, emoji, count in await session.execute(
-                    select(Reaction.message_id, Reaction.emoji, func.count())
-                    .join(Message, Message.id == Reaction.message_id)
-                    .where(Message.tree_id.in_(ids))
-                    .group_by(Reaction.message_id, Reaction.emoji)
-                ):
-                    emojis[message_id][emoji] = count
-                for message_id, name, mean, count in await session.execute(
-                    select(Label.message_id, Label.name, func.avg(Label.value), func.count())
-                    .join(Message, Message.id == Label.message_id)
-                    .where(Message.tree_id.in_(ids))
-                    .group_by(Label.message_id, Label.name)
-                ):
-                    labels[message_id][name] = (float(mean), count)
-
-        by_tree: dict[int, list[_Node]] = defaultdict(list)
-        for row in rows:
-            node = _Node(
-                id=row[0],
-                parent_id=row[2],
-                role=row[3],
-                text=row[4],
-                lang=row[5],
-                review_count=row[6],
-                review_result=row[7],
-                rank=row[8],
-                synthetic=bool(row[9]),
-                model_name=row[10],
-                deleted=bool(row[11]),
-                created_at=row[12],
-                user_id=user_id(row[13]),
-                opted_out=bool(row[14]),
+            seen += len(batch.heads)
+            pending = asyncio.ensure_future(
+                _fetch_batch(sessions, where, batch.heads[-1][0], batch_size, with_annotations)
             )
-            if with_annotations:
-                node.emojis = emojis.get(node.id, {})
-                node.labels = labels.get(node.id, {})
-            by_tree[row[1]].append(node)
-
-        trees = []
-        for tree_id, state, lang in heads:
-            prompt = _assemble(by_tree.get(tree_id, ()), include_deleted)
-            if prompt is not None:
-                trees.append(_Tree(tree_id, state, lang, prompt))
-        yield seen, trees
+            by_tree: dict[int, list[_Node]] = defaultdict(list)
+            emojis, labels = batch.emojis, batch.labels
+            for row in batch.rows:
+                node = _Node(
+                    row[0], row[2], row[3], row[4], row[5], row[6], row[7], row[8], bool(row[9]), row[10],
+                    bool(row[11]), _utc(row[12]), user_id(row[13]), bool(row[14]),
+                )
+                if with_annotations:
+                    node.emojis = emojis.get(node.id, {})
+                    node.labels = labels.get(node.id, {})
+                by_tree[row[1]].append(node)
+            trees = []
+            for tree_id, state, lang in batch.heads:
+                prompt = _assemble(by_tree.get(tree_id, ()), include_deleted)
+                if prompt is not None:
+                    trees.append(_Tree(tree_id, state, lang, prompt))
+            yield seen, trees
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
 
 
 def _assemble(nodes: Iterable[_Node], include_deleted: bool) -> _Node | None:
