@@ -151,6 +151,58 @@ def _add_export_parser(commands: argparse._SubParsersAction, common: argparse.Ar
     export.set_defaults(func=cmd_export)
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import json
+
+    from bot.labelling.simulator import prepare_database_file, simulate
+    from storage import db
+
+    settings = _settings(args)
+    if args.users < 1 or args.prompts < 1 or not 0 <= args.trolls <= args.users:
+        raise UsageError("need --users >= 1, --prompts >= 1 and 0 <= --trolls <= --users")
+    try:
+        prepare_database_file(args.db)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    async def go():  # noqa: ANN202
+        engine = db.create_engine(f"sqlite+aiosqlite:///{args.db}")
+        try:
+            await db.upgrade(engine)
+            sessions = db.session_factory(engine)
+            report = await simulate(sessions, settings.labelling, users=args.users, prompts=args.prompts,
+                                    trolls=args.trolls, seed=args.seed)
+            if args.export:
+                from bot.labelling.export import export
+
+                report.exported_lines = await export(sessions, "oasst-trees", args.export)
+            return report
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(go())
+    print(report.summary())
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(report.as_dict(), handle, indent=2)
+    return 0
+
+
+def _add_simulate_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    simulate = commands.add_parser(
+        "simulate", parents=[common], help="run a whole campaign with synthetic users to tune [labelling]"
+    )
+    simulate.add_argument("--users", type=int, default=40, help="synthetic users, trolls included (default 40)")
+    simulate.add_argument("--prompts", type=int, default=15, help="initial prompts to write (default 15)")
+    simulate.add_argument("--trolls", type=int, default=4, help="users who spam and judge at random (default 4)")
+    simulate.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same run")
+    simulate.add_argument("--db", required=True, metavar="PATH",
+                          help="SQLite file for the run (an earlier simulation there is replaced)")
+    simulate.add_argument("--export", metavar="FILE", help="also export the finished trees (oasst-trees)")
+    simulate.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    simulate.set_defaults(func=cmd_simulate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -187,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     revision.add_argument("-m", "--message", required=True, help="what the revision changes")
     revision.set_defaults(func=cmd_db_revision)
     _add_export_parser(commands, common)
+    _add_simulate_parser(commands, common)
     return parser
 
 
