@@ -79,6 +79,7 @@ class Campaign:
         return offer, result
 
     async def accepted_prompt(self, author: int, reviewers: list[int]) -> int:
+        self._next_discord_id += 1
         message_id = await self.prompt(author, f"Prompt number {self._next_discord_id} by {author}?")
         for reviewer in reviewers:
             await self.review(reviewer, TaskKind.LABEL_INITIAL_PROMPT)
