@@ -225,7 +225,11 @@ class Emulator:
         self._waiters.notify()
 
     async def wait_for(self, check: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:
-        """Wait until `check()` returns something truthy, re-checking whenever the world changes."""
+        """Wait until `check()` returns something truthy, re-checking whenever the world changes.
+
+        The check is also re-run every few milliseconds, because it may look at the bot's own state
+        (which the emulator is not told about).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -238,7 +242,7 @@ class Emulator:
             fut = loop.create_future()
             self._waiters.futures.append(fut)
             try:
-                await asyncio.wait_for(fut, remaining)
+                await asyncio.wait_for(fut, min(remaining, 0.01))
             except TimeoutError:
                 pass
 

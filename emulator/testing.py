@@ -34,9 +34,17 @@ def point_discord_at(emu: Emulator) -> Callable[[], None]:
 
 
 @contextlib.asynccontextmanager
-async def run_client(client: ClientT, emu: Emulator, *, timeout: float = 10.0) -> AsyncIterator[ClientT]:
+async def run_client(
+    client: ClientT, emu: Emulator, *, timeout: float = 10.0, guild_ready_timeout: float | None = 0.05
+) -> AsyncIterator[ClientT]:
     """Start `client` against `emu`, wait until it is ready (setup_hook, so command sync, ran before), yield
-    it, and close it afterwards. A client that dies while starting raises here instead of hanging."""
+    it, and close it afterwards. A client that dies while starting raises here instead of hanging.
+
+    discord.py fires on_ready only `guild_ready_timeout` (2 s by default) after the last GUILD_CREATE; the
+    emulator sends them all at once, so the wait is shortened unless `guild_ready_timeout=None`.
+    """
+    if guild_ready_timeout is not None:
+        client._connection.guild_ready_timeout = guild_ready_timeout
     undo = point_discord_at(emu)
     task = asyncio.create_task(client.start(emu.token), name="discord-client")
     try:
