@@ -271,10 +271,10 @@ async def _tree_batches(
                     trees.append(_Tree(tree_id, state, lang, prompt))
             yield seen, trees
     finally:
-        if not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pending
+        # Let the read in flight finish rather than cancel it halfway through a connection call;
+        # it is one batch, and its result or error no longer matters.
+        with contextlib.suppress(Exception):
+            await pending
 
 
 def _assemble(nodes: Iterable[_Node], include_deleted: bool) -> _Node | None:
@@ -616,29 +616,36 @@ async def export(
     lines = 0
     try:
         with _open(partial, compress=path.suffix == ".gz") as out:
-            write = out.write
-            async for seen, trees in _tree_batches(
+
+            def write(records: Iterable[dict[str, Any]]) -> int:
+                count = 0
+                for record in records:
+                    out.write(json.dumps(record, ensure_ascii=False))
+                    out.write("\n")
+                    count += 1
+                return count
+
+            batches = _tree_batches(
                 sessions,
                 where,
                 batch_size=batch_size,
                 with_annotations=needs_ids,
                 include_deleted=include_deleted,
                 user_id=user_id,
-            ):
-                for tree in trees:
-                    for record in to_lines(tree):
-                        write(json.dumps(record, ensure_ascii=False))
-                        write("\n")
-                        lines += 1
-                bar.update("trees", seen, lines)
+            )
+            # aclosing: after an error the generator's cleanup must run now, not once the loop is gone.
+            async with contextlib.aclosing(batches):
+                async for seen, trees in batches:
+                    for tree in trees:
+                        lines += write(to_lines(tree))
+                    bar.update("trees", seen, lines)
             bar.update("trees", bar.total, lines, force=True)
             if fmt == "preferences":
-                async for seen, pairs in _chat_pairs(sessions, langs, batch_size=batch_size):
-                    for record in pairs:
-                        write(json.dumps(record, ensure_ascii=False))
-                        write("\n")
-                        lines += 1
-                    bar.update("chat conversations", seen, lines)
+                pairs = _chat_pairs(sessions, langs, batch_size=batch_size)
+                async with contextlib.aclosing(pairs):
+                    async for seen, records in pairs:
+                        lines += write(records)
+                        bar.update("chat conversations", seen, lines)
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)

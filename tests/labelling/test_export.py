@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import hashlib
 import hmac
+import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.labelling import export as export_module
 from bot.labelling import pseudonyms
 from bot.labelling.export import export
 from storage import db
@@ -512,3 +514,39 @@ def test_cli_end_to_end(tmp_path, capsys, monkeypatch):
 
     assert main(["export", "--config", str(config), "--format", "sft", "-o", str(out2), "--state", "nope"]) == 2
     assert "unknown tree state" in capsys.readouterr().err
+
+
+class FakeTerminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_bar_only_on_a_terminal():
+    terminal, pipe = FakeTerminal(True), FakeTerminal(False)
+    for stream in (terminal, pipe):
+        bar = export_module._Progress(True, 4, stream)
+        bar.update("trees", 4, 40, force=True)
+        bar.close()
+    assert "[" + "#" * 30 + "] 4/4 trees  40 lines" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\n")
+    assert pipe.getvalue() == ""
+
+
+async def test_a_failed_export_leaves_no_file(env, monkeypatch):
+    sessions, _w, tmp = env
+
+    def broken(tree):
+        raise RuntimeError("disk on fire")
+        yield  # pragma: no cover
+
+    monkeypatch.setitem(export_module._TREE_FORMATS, "sft", broken)
+    out = tmp / "out.jsonl"
+    out.write_text("the previous export\n")
+    with pytest.raises(RuntimeError):
+        await export(sessions, "sft", out)
+    assert out.read_text() == "the previous export\n"
+    assert not list(tmp.glob("*.part"))
