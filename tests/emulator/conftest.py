@@ -59,6 +59,10 @@ class SampleBot(commands.Bot):
         self.late_seconds = 0.0
         self._register()
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # discord.py sleeps 5 s before re-identifying (Discord's identify limit); a test need not wait.
+        return None
+
     async def setup_hook(self) -> None:
         self.add_view(VoteView())
         await self.tree.sync()
