@@ -1,0 +1,112 @@
+"""Points, agreement bonus, placement by consensus, levels, streaks, leaderboards and history."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bot.labelling.points import level_for, points_for_level
+from storage.enums import TaskKind
+from storage.models import Ranking, ScoreEvent, User
+
+
+@pytest.mark.parametrize(("points", "level"), [(0, 0), (3.99, 0), (4, 1), (8.9, 1), (9, 2), (16, 3), (10**9, 100)])
+def test_levels_are_squares_capped_at_100(points, level):
+    assert level_for(points) == level
+
+
+def test_points_for_next_level():
+    assert [points_for_level(n) for n in (1, 2, 3)] == [4, 9, 16]
+
+
+async def _ranked_tree(campaign, orders):
+    """A tree in ranking ranked by users[5:] in the given orders (indexes into the two replies)."""
+    users = await campaign.users(5 + len(orders))
+    _, replies = await campaign.tree_in_ranking(users)
+    for ranker, order in zip(users[5:], orders, strict=True):
+        offer = await campaign.service.request_task(ranker, kinds=[TaskKind.RANK_ASSISTANT_REPLIES])
+        await campaign.service.submit_ranking(offer.task_id, ranker, [replies[i] for i in order])
+    return users, replies
+
+
+async def test_agreement_bonus_and_placement_follow_the_consensus(make_campaign):
+    from tests.labelling.conftest import SMALL
+
+    campaign = make_campaign(**{**SMALL, "rankings_needed": 3})
+    users, replies = await _ranked_tree(campaign, [(1, 0), (1, 0), (0, 1)])
+    async with campaign.service.sessions() as session:
+        agreements = dict((await session.execute(select(Ranking.user_id, Ranking.agreement))).all())
+        assert agreements == {users[5]: 1.0, users[6]: 1.0, users[7]: 0.0}
+        bonus = dict((await session.execute(
+            select(ScoreEvent.user_id, ScoreEvent.points).where(ScoreEvent.reason == "ranking_agreement")
+        )).all())
+        # ranking_agreement_bonus (2) × agreement; zero agreement earns nothing.
+        assert bonus == {users[5]: 2.0, users[6]: 2.0}
+        placement = dict((await session.execute(
+            select(ScoreEvent.user_id, ScoreEvent.points).where(ScoreEvent.reason == "placement")
+        )).all())
+        assert placement == {users[2]: 9.0, users[1]: 3.0}
+
+
+async def test_user_total_equals_the_sum_of_their_events(campaign):
+    users, _ = await _ranked_tree(campaign, [(0, 1), (0, 1)])
+    async with campaign.service.sessions() as session:
+        for user in await session.scalars(select(User)):
+            events = (await session.scalars(select(ScoreEvent.points).where(ScoreEvent.user_id == user.id))).all()
+            assert user.points == pytest.approx(sum(events))
+    history = await campaign.service.score_history(users[1])
+    assert {line.reason for line in history} == {"assistant_reply", "assistant_reply_accepted", "placement"}
+    assert all(line.explanation for line in history)
+
+
+async def test_leaderboards_by_period_with_own_rank(campaign):
+    users = await campaign.users(4)
+    await campaign.prompt(users[0])  # 0.1 point, eight days ago
+    campaign.clock.advance(days=8)
+    await campaign.accepted_prompt(users[1], users[2:4])
+    week = await campaign.service.leaderboard("week", include_synthetic=True)
+    # Reviewers 1 point each (tie broken by id), the author 0.1 + 0.1 once accepted; users[0] is too old.
+    assert [(e.user_id, e.points) for e in week] == [(users[2], 1.0), (users[3], 1.0), (users[1], 0.2)]
+    all_time = await campaign.service.leaderboard("all")
+    assert {e.user_id for e in all_time} == set(users)
+    assert [e.rank for e in all_time] == list(range(1, len(all_time) + 1))
+    stats = await campaign.service.user_stats(users[0])
+    assert stats.ranks["week"] == (None, 0.0)
+    assert stats.ranks["all"] == (4, 0.1)
+    assert stats.prompts == 1 and stats.level == 0 and stats.next_level_points == 4
+
+
+async def test_banned_and_opted_out_users_are_hidden(campaign):
+    users = await campaign.users(4)
+    await campaign.accepted_prompt(users[0], users[1:3])
+    await campaign.service.ban_user(users[3], users[1])
+    async with campaign.service.sessions.begin() as session:
+        (await session.get(User, users[2])).opted_out = True
+    board = await campaign.service.leaderboard("day")
+    assert [e.user_id for e in board] == [users[0]]
+
+
+async def test_synthetic_users_are_hidden_unless_asked(campaign):
+    info = await campaign.service.get_or_create_user(55, display_name="bot-user", synthetic=True)
+    await campaign.prompt(info.id)
+    assert await campaign.service.leaderboard("all") == []
+    assert [e.user_id for e in await campaign.service.leaderboard("all", include_synthetic=True)] == [info.id]
+
+
+async def test_streak_counts_days_and_resets_after_a_long_gap(campaign):
+    (user,) = await campaign.users(1)
+
+    async def streak() -> int:
+        return (await campaign.service.user_stats(user)).streak_days
+
+    await campaign.prompt(user, "Day one?")
+    assert await streak() == 1
+    campaign.clock.advance(hours=1)
+    await campaign.prompt(user, "Same day?")
+    assert await streak() == 1
+    campaign.clock.advance(hours=24)
+    await campaign.prompt(user, "Next day?")
+    assert await streak() == 2
+    campaign.clock.advance(hours=37)
+    await campaign.prompt(user, "After a gap?")
+    assert await streak() == 1

@@ -1,0 +1,74 @@
+"""The campaign simulator: it ends by itself, finishes trees, and trolls agree less than honest users."""
+
+from __future__ import annotations
+
+import json
+
+from bot.cli import main
+from bot.config import LabellingSettings
+from bot.labelling.simulator import prepare_database_file, simulate
+from storage import db
+
+
+async def _run(tmp_path, name, **kwargs):
+    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/{name}.db")
+    await db.upgrade(engine)
+    try:
+        return await simulate(db.session_factory(engine), LabellingSettings(), **kwargs)
+    finally:
+        await engine.dispose()
+
+
+async def test_campaign_runs_to_the_end_and_separates_trolls(tmp_path):
+    # The issue's acceptance run: 15 prompts through 10 growing slots needs the lottery to promote.
+    report = await _run(tmp_path, "a", users=40, prompts=15, trolls=4, seed=7)
+    assert report.stop_reason == "no work left for any user"
+    assert report.unfinished == {}
+    assert sum(report.trees_by_state.values()) == 15
+    assert report.trees_by_state["ready_for_export"] >= 10
+    # Random rankings agree about half the time; honest ones far more.
+    assert report.honest_mean_agreement > report.troll_mean_agreement + 0.1
+    assert report.human_actions_per_exported_tree > 0
+
+
+async def test_same_seed_same_campaign(tmp_path):
+    first = await _run(tmp_path, "b", users=10, prompts=2, trolls=1, seed=5)
+    second = await _run(tmp_path, "c", users=10, prompts=2, trolls=1, seed=5)
+    assert first.as_dict() == second.as_dict()
+
+
+async def test_too_few_users_stall_and_the_report_says_why(tmp_path):
+    report = await _run(tmp_path, "d", users=4, prompts=2, trolls=0, seed=1)
+    assert report.stop_reason == "no work left for any user"
+    assert report.unfinished
+    assert all(":" in why for why in report.unfinished.values())
+
+
+def test_cli_runs_exports_and_writes_json(tmp_path, capsys):
+    database, out, report_file = tmp_path / "sim.db", tmp_path / "sim.jsonl", tmp_path / "sim.json"
+    args = ["simulate", "--users", "10", "--prompts", "2", "--trolls", "1", "--seed", "3", "--db", str(database),
+            "--export", str(out), "--json", str(report_file)]
+    assert main(args) == 0
+    report = json.loads(report_file.read_text())
+    lines = out.read_text().splitlines()
+    assert len(lines) == report["exported_trees"] == report["exported_lines"] > 0
+    assert all(json.loads(line)["tree_state"] == "ready_for_export" for line in lines)
+    assert "trees per state" in capsys.readouterr().out
+    # Running again replaces the earlier simulation database.
+    assert main(args) == 0
+
+
+def test_a_database_with_real_users_is_never_overwritten(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "live.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, synthetic BOOLEAN)")
+        connection.execute("INSERT INTO users (synthetic) VALUES (0)")
+    try:
+        prepare_database_file(str(path))
+    except ValueError as exc:
+        assert "real users" in str(exc)
+    else:
+        raise AssertionError("a live database was accepted")
+    assert path.exists()
