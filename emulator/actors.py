@@ -246,17 +246,20 @@ class EmulatedUser(User):
         if isinstance(modal, Interaction):
             source = modal
             modal = await modal.wait_modal()
-        if channel is None:
-            if source is None:
-                raise ActionError("submit_modal needs the interaction that opened the modal, or a channel")
-            channel = source.channel
+        if source is None:
+            source = next((i for i in self.emu.interactions.values() if i.modal is modal), None)
+        if source is None:
+            raise ActionError("this modal was not shown by the bot (no interaction answered with it)")
+        if source.user.id != self.id:
+            raise ActionError("only the user who opened a modal can submit it")
+        channel = channel or source.channel
         unknown = set(values) - {c.get("custom_id") for c in iter_components(modal.get("components", []))}
         if unknown:
             raise ActionError(f"modal {modal.get('custom_id')!r} has no inputs {sorted(unknown)}")
         components = [self._modal_answer(top, values, channel) for top in modal.get("components", [])]
         data = {"custom_id": modal["custom_id"], "components": components}
-        message = source.source_message if source is not None else None
-        return self.emu.new_interaction(self, channel, MODAL_SUBMIT, data, message=message)
+        return self.emu.new_interaction(self, channel, MODAL_SUBMIT, data, message=source.source_message,
+                                        triggered_by=source)
 
     # ---- helpers ---------------------------------------------------------------------------------------
 

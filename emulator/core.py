@@ -775,6 +775,7 @@ class Emulator:
         data: dict[str, Any],
         *,
         message: Message | None = None,
+        triggered_by: Interaction | None = None,
     ) -> Interaction:
         """Build and dispatch INTERACTION_CREATE; the returned handle records the bot's answers."""
         guild = self.guild_of(channel)
@@ -814,7 +815,8 @@ class Emulator:
                 payload["message"]["guild_id"] = str(guild.id)
         interaction = Interaction(
             id=iid, token=token, type=type, user=user, channel=channel, guild=guild, data=data, payload=payload,
-            created_at=asyncio.get_running_loop().time(), source_message=message, _emu=self,
+            created_at=asyncio.get_running_loop().time(), source_message=message, triggered_by=triggered_by,
+            _emu=self,
         )
         self.interactions[iid] = interaction
         self.interactions_by_token[token] = interaction

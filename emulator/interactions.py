@@ -68,12 +68,37 @@ class Interaction:
     payload: dict[str, Any]
     created_at: float  # loop time when dispatched, for the 3 s deadline
     source_message: Message | None = None
+    # For a modal submission: the interaction the bot answered with the modal.
+    triggered_by: Interaction | None = None
     response: InteractionResponse | None = None
     original: Message | None = None
     followups: list[Message] = field(default_factory=list)
     # Error codes the emulator answered to the bot's calls about this interaction (10062, 40060...).
     errors: list[int] = field(default_factory=list)
     _emu: Emulator | None = field(default=None, repr=False)
+
+    def metadata(self) -> dict[str, Any]:
+        """`interaction_metadata` of the messages answering this interaction, in Discord's shapes."""
+        meta: dict[str, Any] = {
+            "id": str(self.id),
+            "type": self.type,
+            "user": self.user.to_dict(),
+            "authorizing_integration_owners": self.payload.get("authorizing_integration_owners", {}),
+        }
+        if self.type == APPLICATION_COMMAND:
+            meta["name"] = self.data.get("name")
+            meta["command_type"] = self.data.get("type", 1)
+            if self.data.get("type") == 2:
+                meta["target_user"] = self.data["resolved"]["users"][self.data["target_id"]]
+            elif self.data.get("type") == 3:
+                meta["target_message_id"] = self.data["target_id"]
+        elif self.type == MESSAGE_COMPONENT and self.source_message is not None:
+            meta["interacted_message_id"] = str(self.source_message.id)
+        elif self.type == MODAL_SUBMIT and self.triggered_by is not None:
+            meta["triggering_interaction_metadata"] = self.triggered_by.metadata()
+        if self.original is not None:
+            meta["original_response_message_id"] = str(self.original.id)
+        return meta
 
     @property
     def name(self) -> str | None:

@@ -591,7 +591,7 @@ class Command:
             "description_localizations": d.get("description_localizations"),
             "dm_permission": d.get("dm_permission", True),
             "contexts": d.get("contexts"),
-            "integration_types": d.get("integration_types", [0]),
+            "integration_types": d.get("integration_types") or [0],
             "nsfw": bool(d.get("nsfw", False)),
         }
         if self.guild_id is not None:

@@ -31,20 +31,28 @@ class OpenAPISpec:
             return None
         return self.doc["paths"][path].get(method.lower())
 
-    def _validator(self, schema: dict[str, Any]):
+    def _validator(self, schema: dict[str, Any], *, lenient: bool):
         from jsonschema import Draft202012Validator
 
-        key = json.dumps(schema, sort_keys=True)
+        key = json.dumps(schema, sort_keys=True) + str(lenient)
         validator = self._validators.get(key)
         if validator is None:
+            components = self.doc["components"]
+            if lenient:
+                # Discord's request parser takes snowflakes as integers too; discord.py sends them so
+                # (recipient_id, attachment ids, bulk-delete ids), the spec describes only strings.
+                schemas = dict(components["schemas"])
+                snowflake = schemas["SnowflakeType"]
+                schemas["SnowflakeType"] = {"anyOf": [snowflake, {"type": "integer", "minimum": 0}]}
+                components = {**components, "schemas": schemas}
             # Local refs (#/components/...) resolve against this root, so graft the components onto it.
-            root = {**schema, "components": self.doc["components"]}
+            root = {**schema, "components": components}
             validator = Draft202012Validator(root)
             self._validators[key] = validator
         return validator
 
-    def _errors(self, schema: dict[str, Any], instance: Any, what: str) -> list[str]:
-        validator = self._validator(schema)
+    def _errors(self, schema: dict[str, Any], instance: Any, what: str, *, lenient: bool = False) -> list[str]:
+        validator = self._validator(schema, lenient=lenient)
         out = []
         for err in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
             best = err
@@ -71,7 +79,7 @@ class OpenAPISpec:
         schema = (content.get(media) or content.get("application/json") or {}).get("schema")
         if schema is None:
             return [f"{call.route}: no schema for {media}"]
-        return self._errors(schema, call.body, f"{call.route} request")
+        return self._errors(schema, _coerce_permissions(call.body), f"{call.route} request", lenient=True)
 
     def check_response(self, call: RestCall) -> list[str]:
         op = self.operation(call.route or "")
@@ -96,6 +104,19 @@ class OpenAPISpec:
         for part in ref.lstrip("#/").split("/"):
             node = node[part]
         return node
+
+
+def _coerce_permissions(body: Any) -> Any:
+    """Permission bitfields travel as strings (discord.py sends role permissions so); Discord parses them
+    into the integers its spec describes."""
+    if isinstance(body, dict):
+        return {
+            k: int(v) if k == "permissions" and isinstance(v, str) and v.isdigit() else _coerce_permissions(v)
+            for k, v in body.items()
+        }
+    if isinstance(body, list):
+        return [_coerce_permissions(v) for v in body]
+    return body
 
 
 @cache

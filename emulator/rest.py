@@ -901,11 +901,10 @@ class RestAPI:
                 response_message_ephemeral=response.ephemeral,
             )
         body: dict[str, Any] = {"interaction": info}
-        if response.type in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, UPDATE_MESSAGE) and response.message:
+        # Discord describes a resource only for responses that create or update a message.
+        if response.type in (CHANNEL_MESSAGE, UPDATE_MESSAGE) and response.message:
             body["resource"] = {"type": response.type, "message": response.message.to_dict(
                 viewer_id=emu.bot_user.id)}
-        elif response.type in (DEFERRED_UPDATE_MESSAGE, MODAL, AUTOCOMPLETE_RESULT, PONG):
-            body["resource"] = {"type": response.type}
         return 200, body
 
     def _respond(self, interaction: Interaction, req: Request) -> InteractionResponse:
@@ -926,15 +925,7 @@ class RestAPI:
         if kind not in allowed:
             errors.add(("type",), "INTERACTION_RESPONSE_TYPE_INVALID", "Interaction response type is invalid")
             errors.raise_if_any()
-        meta = {
-            "id": str(interaction.id),
-            "type": interaction.type,
-            "user": interaction.user.to_dict(),
-            "authorizing_integration_owners": interaction.payload.get("authorizing_integration_owners", {}),
-        }
-        if interaction.type == 2:
-            meta["name"] = interaction.data.get("name")
-            meta["command_type"] = interaction.data.get("type", 1)
+        meta = interaction.metadata()
         channel = interaction.channel
         if kind in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
             flags = int(data.get("flags") or 0)
@@ -1008,10 +999,7 @@ class RestAPI:
             msg = emu.post_message(
                 interaction.channel, emu.bot_user, payload, req.files, webhook_id=emu.application_id,
                 type=19 if interaction.type != 2 else 20,
-                interaction_metadata={"id": str(interaction.id), "type": interaction.type,
-                                      "user": interaction.user.to_dict(),
-                                      "authorizing_integration_owners": interaction.payload.get(
-                                          "authorizing_integration_owners", {})},
+                interaction_metadata=interaction.metadata(),
                 visible_to=interaction.user.id if ephemeral else None,
             )
             interaction.followups.append(msg)
