@@ -175,7 +175,6 @@ class Emulator:
         from .rest import setup_rest
 
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app["emulator"] = self
         setup_rest(app, self)
         setup_control(app, self)
         app.router.add_get("/gateway", self.gateway.handle)
@@ -224,7 +223,7 @@ class Emulator:
         """Wake every waiting helper so it re-checks its condition."""
         self._waiters.notify()
 
-    async def wait_for(self, check: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:
+    async def wait_for(self, check: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:  # noqa: ASYNC109 (a timeout argument is this helper's API)
         """Wait until `check()` returns something truthy, re-checking whenever the world changes.
 
         The check is also re-run every few milliseconds, because it may look at the bot's own state
@@ -263,7 +262,7 @@ class Emulator:
         where: Channel | User | int,
         predicate: Callable[[Message], bool] | None = None,
         *,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109 (a timeout argument is this helper's API)
         author: User | int | str | None = "bot",
         after: Message | int | None = None,
     ) -> Message:
@@ -293,7 +292,7 @@ class Emulator:
             raise EmulatorTimeout(f"{exc}; last messages there: {recent}") from None
 
     async def wait_for_edit(
-        self, message: Message, predicate: Callable[[Message], bool], *, timeout: float = 5.0
+        self, message: Message, predicate: Callable[[Message], bool], *, timeout: float = 5.0  # noqa: ASYNC109 (a timeout argument is this helper's API)
     ) -> Message:
         """Wait until `predicate(message)` holds, re-checked after every edit of the message."""
         try:
@@ -304,7 +303,7 @@ class Emulator:
             raise EmulatorTimeout(f"{exc}; versions so far: {message.contents}") from None
 
     async def wait_for_commands(
-        self, *names: str, guild: Guild | None = None, timeout: float = 5.0
+        self, *names: str, guild: Guild | None = None, timeout: float = 5.0  # noqa: ASYNC109 (a timeout argument is this helper's API)
     ) -> list[Command]:
         """Wait until the bot registered these commands (globally, or in `guild`)."""
 
@@ -314,7 +313,7 @@ class Emulator:
 
         return await self.wait_for(check, timeout=timeout, what=f"commands {names}")
 
-    async def wait_until_connected(self, timeout: float = 5.0) -> None:
+    async def wait_until_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (a timeout argument is this helper's API)
         await self.wait_for(lambda: self.gateway.connected, timeout=timeout, what="a gateway session")
 
     # ---- lookups ---------------------------------------------------------------------------------------
@@ -415,9 +414,26 @@ class Emulator:
         return guild.role("Moderator")
 
     async def set_bot_permissions(self, guild: Guild, permissions: int) -> None:
-        role = self.bot_role(guild)
+        """Permissions of the bot's managed role (@everyone's still apply on top)."""
+        await self.set_role_permissions(self.bot_role(guild), permissions)
+
+    async def set_role_permissions(self, role: Role, permissions: int) -> None:
         role.permissions = permissions
-        self.gateway.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(guild.id), "role": role.to_dict()}, guild_id=guild.id)
+        self.gateway.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(role.guild_id), "role": role.to_dict()},
+                              guild_id=role.guild_id)
+        self.notify()
+
+    async def set_channel_overwrite(
+        self, channel: Channel, target: Role | User, *, allow: int = 0, deny: int = 0
+    ) -> None:
+        """Set a permission overwrite for a role or a member (the bot included) on a channel."""
+        kind = 0 if isinstance(target, Role) else 1
+        channel.permission_overwrites = [o for o in channel.permission_overwrites if int(o["id"]) != target.id]
+        if allow or deny:
+            channel.permission_overwrites.append(
+                {"id": str(target.id), "type": kind, "allow": str(allow), "deny": str(deny)}
+            )
+        self.gateway.dispatch("CHANNEL_UPDATE", channel.to_dict(), guild_id=channel.guild_id)
         self.notify()
 
     async def create_channel(

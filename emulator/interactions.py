@@ -126,7 +126,7 @@ class Interaction:
         out = [self.original] if self.original is not None and self.original is not self.source_message else []
         return out + [m for m in self.followups if m is not self.original]
 
-    async def wait_response(self, timeout: float = 5.0) -> InteractionResponse:
+    async def wait_response(self, timeout: float = 5.0) -> InteractionResponse:  # noqa: ASYNC109 (a timeout argument is this helper's API)
         """Wait for the bot's initial response (message, defer, update or modal)."""
         assert self._emu is not None
         return await self._emu.wait_for(
@@ -134,7 +134,7 @@ class Interaction:
         )
 
     async def wait_message(
-        self, predicate: Callable[[Message], bool] | None = None, *, timeout: float = 5.0
+        self, predicate: Callable[[Message], bool] | None = None, *, timeout: float = 5.0  # noqa: ASYNC109 (a timeout argument is this helper's API)
     ) -> Message:
         """Wait for the response message to be filled in (not 'thinking...') and to match `predicate`.
 
@@ -154,7 +154,7 @@ class Interaction:
         return await self._emu.wait_for(check, timeout=timeout, what=f"the response message of {self.describe()}")
 
     async def wait_followup(
-        self, predicate: Callable[[Message], bool] | None = None, *, timeout: float = 5.0
+        self, predicate: Callable[[Message], bool] | None = None, *, timeout: float = 5.0  # noqa: ASYNC109 (a timeout argument is this helper's API)
     ) -> Message:
         """Wait for a follow-up message (any, or the first one matching `predicate`)."""
         assert self._emu is not None
@@ -167,13 +167,13 @@ class Interaction:
 
         return await self._emu.wait_for(check, timeout=timeout, what=f"a follow-up to {self.describe()}")
 
-    async def wait_modal(self, timeout: float = 5.0) -> dict[str, Any]:
+    async def wait_modal(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109 (a timeout argument is this helper's API)
         response = await self.wait_response(timeout)
         if response.modal is None:
             raise AssertionError(f"interaction {self.describe()} was answered with {response.kind}, not a modal")
         return response.modal
 
-    async def submit_modal(self, values: dict[str, str | list[str]], *, timeout: float = 5.0) -> Interaction:
+    async def submit_modal(self, values: dict[str, str | list[str]], *, timeout: float = 5.0) -> Interaction:  # noqa: ASYNC109 (a timeout argument is this helper's API)
         """The same user fills in and submits the modal the bot answered with."""
         modal = await self.wait_modal(timeout)
         user: EmulatedUser = self.user  # type: ignore[assignment]

@@ -178,7 +178,6 @@ async def _read_body(request: web.Request) -> tuple[Any, list[UploadedFile], str
 
 def setup_rest(app: web.Application, emu: Emulator) -> RestAPI:
     api = RestAPI(emu)
-    app["rest"] = api
     app.router.add_route("*", API_PREFIX + "/{tail:.*}", api.dispatch)
     app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", api.cdn)
     return api
