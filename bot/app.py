@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -14,7 +14,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.config import Settings
+from bot.chat.service import ChatService
+from bot.config import ChatSettings, Settings
 from storage import db
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,52 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     scheduler: AsyncIOScheduler
-    extra: dict[str, Any] = field(default_factory=dict)
+    chat: ChatService | None = None
+    chat_runner: Any = None
+    # Why chat is off, in words users can be shown; None while chat works.
+    chat_unavailable_reason: str | None = None
+
+
+def preflight_model(settings: ChatSettings) -> None:
+    """Fail before connecting when a configured model file is missing or is not GGUF."""
+    if settings.enabled and settings.backend == "llama_cpp":
+        from model_runner import resolve_model_path
+
+        resolve_model_path(settings.model_path)
+
+
+async def start_chat(
+    settings: ChatSettings, sessions: async_sessionmaker[AsyncSession]
+) -> tuple[ChatService | None, Any, str | None]:
+    """The chat service and its started runner, or (None, None, why chat is off)."""
+    if not settings.enabled:
+        return None, None, "the operator switched chat off ([chat] enabled = false)."
+    from model_runner import CHAT_DISABLED_MESSAGE, LlamaCppRunner, OpenAICompatRunner, resolve_model_path
+
+    runner: Any
+    if settings.backend == "openai":
+        runner = OpenAICompatRunner(
+            settings.openai_base_url,
+            model=settings.openai_model,
+            api_key=settings.openai_api_key,
+            n_ctx=settings.context_size,
+            timeout_s=settings.reply_timeout_seconds,
+        )
+    else:
+        path = resolve_model_path(settings.model_path)
+        if path is None:
+            log.warning(CHAT_DISABLED_MESSAGE)
+            return None, None, CHAT_DISABLED_MESSAGE
+        runner = LlamaCppRunner(
+            path,
+            n_ctx=settings.context_size,
+            n_threads=settings.threads,
+            state_cache_bytes=settings.state_cache_mb << 20,
+        )
+    await runner.start()
+    log.info("chat model %s ready (%s)", runner.model_name, type(runner).__name__)
+    service = ChatService(sessions, settings, runner.count_tokens, runner.model_name)
+    return service, runner, None
 
 
 class OABot(commands.Bot):
@@ -69,7 +115,9 @@ class OABot(commands.Bot):
         )
         await db.upgrade(engine)
         scheduler = AsyncIOScheduler(timezone="UTC")
-        self.services = Services(settings, engine, db.session_factory(engine), scheduler)
+        sessions = db.session_factory(engine)
+        chat, runner, unavailable = await start_chat(settings.chat, sessions)
+        self.services = Services(settings, engine, sessions, scheduler, chat, runner, unavailable)
         for extension in settings.discord.cogs:
             await self.load_extension(extension)
             log.info("loaded %s", extension)
@@ -105,6 +153,8 @@ class OABot(commands.Bot):
             self.services.scheduler.shutdown(wait=False)
         await super().close()
         if self.services is not None:
+            if self.services.chat_runner is not None:
+                await self.services.chat_runner.close()
             await self.services.engine.dispose()
 
     async def on_ready(self) -> None:

@@ -38,7 +38,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.discord.token:
         raise UsageError(NO_TOKEN)
-    from bot.app import serve
+    from bot.app import preflight_model, serve
+    from model_runner import ModelConfigError
+
+    try:
+        preflight_model(settings.chat)
+    except ModelConfigError as exc:
+        raise UsageError(f"[chat] model_path: {exc}") from None
 
     asyncio.run(serve(settings))
     return 0

@@ -115,9 +115,11 @@ class ChatSettings(Section):
     context_size: PosInt = 4096
     threads: PosInt | None = None
     max_reply_tokens: PosInt = 512
-    system_prompt: str = "You are a helpful, concise assistant."
+    system_prompt: str = "You are a helpful assistant."
     max_system_prompt_chars: PosInt = 1500
     preset: Literal["k50", "k50-creative", "k50-precise", "nucleus9"] = "k50"
+    # Fixed sampling seed (each reply offsets it, so regenerations differ); None draws a random one.
+    seed: NonNegInt | None = None
     state_cache_mb: NonNegInt = 512
     rate_limit_messages: PosInt = 20
     rate_limit_window_minutes: PosInt = 10

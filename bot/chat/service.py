@@ -348,7 +348,6 @@ class ChatService:
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
         generation_ms: int | None = None,
-        discord_message_id: int | None = None,
     ) -> None:
         async with self.sessions() as session:
             reply = await session.get(ChatMessage, reply_id)
@@ -359,8 +358,6 @@ class ChatService:
             reply.prompt_tokens = prompt_tokens
             reply.completion_tokens = completion_tokens
             reply.generation_ms = generation_ms
-            if discord_message_id is not None:
-                reply.discord_message_id = discord_message_id
             conversation = await session.get(ChatConversation, reply.conversation_id)
             assert conversation is not None
             conversation.prompt_tokens += prompt_tokens or 0
@@ -369,6 +366,14 @@ class ChatService:
                 # A failed answer must not hide an earlier good alternative.
                 reply.kept = False
                 await self._restore_kept(session, reply)
+            await session.commit()
+
+    async def link_discord_message(self, reply_id: int, discord_message_id: int) -> None:
+        """Remember where a reply was posted (its last Discord message, the one with the buttons)."""
+        async with self.sessions() as session:
+            await session.execute(
+                update(ChatMessage).where(ChatMessage.id == reply_id).values(discord_message_id=discord_message_id)
+            )
             await session.commit()
 
     async def _restore_kept(self, session: AsyncSession, failed: ChatMessage) -> None:

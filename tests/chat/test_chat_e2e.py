@@ -1,0 +1,158 @@
+"""Chat in DMs end to end: the real bot and discord.py client, the emulator, SmolLM2."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from sqlalchemy import func, select
+
+from bot.cli import main as oabot
+from storage.models import ChatConversation, ChatMessage, ChatPreference
+
+
+async def finished_reply(emu, user, after, timeout: float = 60):
+    return await emu.wait_for_message(
+        user, lambda m: bool(m.components) or m.content.startswith("*Sorry"), after=after, timeout=timeout
+    )
+
+
+def reply_id_of(message) -> int:
+    return int(next(cid for cid in message.custom_ids if cid.startswith("chat:up:")).split(":")[-1])
+
+
+async def test_dm_conversation_feedback_regenerate_keep_reset(emulator, start_bot, make_settings, tmp_path):
+    emu = emulator
+    alice = await emu.create_user("alice")
+    settings = make_settings()
+    async with start_bot(settings) as bot:
+        asked = await alice.dm("What is the capital of France?")
+        answer = await finished_reply(emu, alice, asked)
+        assert "paris" in answer.content.lower()
+        assert answer.custom_ids == [f"chat:up:{reply_id_of(answer)}", f"chat:down:{reply_id_of(answer)}",
+                                     f"chat:regen:{reply_id_of(answer)}"]
+
+        follow = await alice.dm("And what is the capital of Italy?")
+        second = await finished_reply(emu, alice, follow)
+        assert "rome" in second.content.lower()
+
+        # 👍 is recorded and shown on the button.
+        click = await alice.click(second, f"chat:up:{reply_id_of(second)}")
+        assert (await click.wait_response()).kind == "update"
+        sessions = bot.services.sessions
+        async with sessions() as session:
+            assert (await session.get(ChatMessage, reply_id_of(second))).feedback == 1
+            conversation = await session.scalar(select(ChatConversation))
+            assert conversation.model_name == "SmolLM2-135M-Instruct.Q4_1"
+
+        # Regenerate: a second answer arrives; keeping the first records a preference pair.
+        regen = await alice.click(second, f"chat:regen:{reply_id_of(second)}")
+        await regen.wait_response()
+        alternative = await finished_reply(emu, alice, second)
+        assert f"chat:keep:{reply_id_of(alternative)}" in alternative.custom_ids
+        await emu.wait_for(lambda: f"chat:keep:{reply_id_of(second)}" in second.custom_ids)
+        assert f"chat:regen:{reply_id_of(second)}" not in second.custom_ids
+        keep = await alice.click(second, f"chat:keep:{reply_id_of(second)}")
+        await keep.wait_response()
+        note = await keep.wait_followup()
+        assert note.ephemeral and "Kept this answer" in note.content
+        async with sessions() as session:
+            pairs = (await session.scalars(select(ChatPreference))).all()
+            assert [(p.chosen_id, p.rejected_id) for p in pairs] == [(reply_id_of(second), reply_id_of(alternative))]
+
+        # /chat reset: the next message starts a new conversation.
+        reset = await alice.slash("chat reset")
+        response = await reset.wait_response()
+        assert response.ephemeral and "new conversation" in response.message.content
+        fresh = await alice.dm("Hello!")
+        await finished_reply(emu, alice, fresh)
+        async with sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(ChatConversation)) == 2
+
+    # The kept choice shows up in the preference export, marked as chat data with the model name.
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\nurl = "{settings.database.url}"\n')
+    out = tmp_path / "prefs.jsonl"
+    args = ["export", "--config", str(config), "--format", "preferences", "-o", str(out)]
+    assert await asyncio.to_thread(oabot, args) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    chat_rows = [row for row in rows if row.get("source") == "chat"]
+    assert len(chat_rows) == 1
+    assert chat_rows[0]["model_name"] == "SmolLM2-135M-Instruct.Q4_1"
+    assert chat_rows[0]["prompt"][-1] == {"role": "user", "content": "And what is the capital of Italy?"}
+    assert chat_rows[0]["chosen"][0]["content"] == second.content
+
+
+async def test_streamed_edits_stay_under_the_rate_limit_and_the_loop_stays_responsive(
+    emulator, start_bot, make_settings
+):
+    emu = emulator
+    bob = await emu.create_user("bob")
+    async with start_bot(make_settings(max_reply_tokens=300, preset="k50", edit_interval_seconds=1.0)):
+        lags: list[float] = []
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            while not stop.is_set():
+                before = time.perf_counter()
+                await asyncio.sleep(0.01)
+                lags.append(time.perf_counter() - before - 0.01)
+
+        ticking = asyncio.create_task(ticker())
+        asked = await bob.dm("Write a long story about a dragon who learns to bake bread. Use many details.")
+        reply = await finished_reply(emu, bob, asked)
+        stop.set()
+        await ticking
+
+        assert len(reply.contents) >= 3, reply.contents  # streamed: sent, edited while writing, finished
+        assert any(version.endswith("▌") for version in reply.contents[:-1])
+        assert not reply.content.endswith("▌")
+        assert emu.rate_limit_violations == []
+        assert [c for c in emu.calls if c.status == 429] == []
+        # The issue's bound for a stalled loop while a reply is generated.
+        assert max(lags) < 0.1, f"event loop stalled for {max(lags) * 1000:.0f} ms"
+
+
+async def test_commands_and_refusals(emulator, start_bot, make_settings):
+    emu = emulator
+    carol = await emu.create_user("carol")
+    async with start_bot(make_settings(max_system_prompt_chars=40, rate_limit_messages=2)) as bot:
+        too_long = await carol.slash("chat system", {"prompt": "x" * 41})
+        assert "at most 40 characters" in (await too_long.wait_response()).message.content
+
+        pirate = await carol.slash("chat system", {"prompt": "You are a pirate."})
+        assert "You are a pirate." in (await pirate.wait_response()).message.content
+        preset = await carol.slash("chat preset", {"name": "nucleus9"})
+        assert "nucleus9" in (await preset.wait_response()).message.content
+
+        first = await carol.dm("Hi")
+        await finished_reply(emu, carol, first)
+        second = await carol.dm("Hi again")
+        await finished_reply(emu, carol, second)
+        third = await carol.dm("One more")
+        limited = await emu.wait_for_message(carol, after=third)
+        assert "2 chat messages every 10 minutes" in limited.content
+        async with bot.services.sessions() as session:
+            stored = (await session.scalars(select(ChatMessage.text).where(ChatMessage.role == "user"))).all()
+            assert stored == ["Hi", "Hi again"]
+            conversation = await session.scalar(select(ChatConversation))
+            assert conversation.system_prompt == "You are a pirate." and conversation.preset == "nucleus9"
+
+        exported = await carol.slash("chat export")
+        message = (await exported.wait_response()).message
+        assert message.ephemeral and message.attachments[0].filename == "conversations.jsonl"
+        lines = message.attachments[0].data.decode().splitlines()
+        assert json.loads(lines[0])["messages"][0]["text"] == "Hi"
+
+        optout = await carol.slash("chat optout", {"enabled": True})
+        assert "kept out" in (await optout.wait_response()).message.content
+
+
+async def test_chat_switched_off_says_so(emulator, start_bot, make_settings):
+    emu = emulator
+    dave = await emu.create_user("dave")
+    async with start_bot(make_settings(enabled=False)):
+        asked = await dave.dm("hello?")
+        answer = await emu.wait_for_message(dave, after=asked)
+        assert "Chat is switched off" in answer.content and "enabled = false" in answer.content
