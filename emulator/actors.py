@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from . import permissions as P
 from .core import UploadedFile
 from .errors import FormErrors
-from .interactions import APPLICATION_COMMAND, MESSAGE_COMPONENT, MODAL_SUBMIT, Interaction
+from .interactions import APPLICATION_COMMAND, AUTOCOMPLETE, MESSAGE_COMPONENT, MODAL_SUBMIT, Interaction
 from .limits import TEXT_INPUT_VALUE_MAX, check_embeds
 from .models import (
     DM,
@@ -154,12 +154,32 @@ class EmulatedUser(User):
         Option values: str/int/float/bool, or a User, Channel, Role, or a `(filename, bytes)` attachment.
         """
         channel = channel or self.dm_channel
+        data = self._command_data(name, options or {}, channel, focused=None)
+        return self.emu.new_interaction(self, channel, APPLICATION_COMMAND, data)
+
+    async def autocomplete(
+        self,
+        name: str,
+        options: dict[str, Any],
+        focused: str,
+        *,
+        channel: Channel | None = None,
+    ) -> Interaction:
+        """Type into option `focused` of a slash command: the bot gets an autocomplete interaction and its
+        answer's choices are in `(await it.wait_response()).choices`."""
+        channel = channel or self.dm_channel
+        data = self._command_data(name, options, channel, focused=focused)
+        return self.emu.new_interaction(self, channel, AUTOCOMPLETE, data)
+
+    def _command_data(
+        self, name: str, options: dict[str, Any], channel: Channel, *, focused: str | None
+    ) -> dict[str, Any]:
         guild = self.emu.guild_of(channel)
         parts = name.split()
         cmd = self._visible_command(parts[0], channel, guild)
         resolved: dict[str, dict[str, Any]] = {}
         declared = cmd.options
-        given = dict(options or {})
+        given = dict(options)
         tree: list[dict[str, Any]] = []
         container = tree
         for part in parts[1:]:
@@ -173,7 +193,18 @@ class EmulatedUser(User):
         if any(o["type"] in (SUB_COMMAND, SUB_COMMAND_GROUP) for o in declared):
             names = [o["name"] for o in declared]
             raise CommandUnavailable(f"/{name} needs a subcommand, one of {names}")
-        container.extend(self._build_options(declared, given, channel, guild, resolved))
+        if focused is not None:
+            spec = next((o for o in declared if o["name"] == focused), None)
+            if spec is None or not spec.get("autocomplete"):
+                raise CommandUnavailable(f"option {focused!r} of /{name} has no autocomplete")
+            # What is being typed is sent as-is; other options only if already filled in.
+            partial = str(given.pop(focused, ""))
+            container.extend(self._build_options(
+                [{**o, "required": False} for o in declared if o["name"] != focused], given, channel, guild,
+                resolved))
+            container.append({"name": focused, "type": spec["type"], "value": partial, "focused": True})
+        else:
+            container.extend(self._build_options(declared, given, channel, guild, resolved))
         data: dict[str, Any] = {"id": str(cmd.id), "name": cmd.name, "type": 1}
         if tree:
             data["options"] = tree
@@ -181,7 +212,7 @@ class EmulatedUser(User):
             data["resolved"] = resolved
         if cmd.guild_id is not None:
             data["guild_id"] = str(cmd.guild_id)
-        return self.emu.new_interaction(self, channel, APPLICATION_COMMAND, data)
+        return data
 
     async def context_menu(self, name: str, target: Message | User, *, channel: Channel | None = None) -> Interaction:
         """Run a user (type 2) or message (type 3) context-menu command on `target`."""

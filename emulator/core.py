@@ -383,10 +383,16 @@ class Emulator:
         channels: Iterable[str] = ("general",),
         bot_permissions: int = P.DEFAULT_BOT,
         moderator_permissions: int = P.DEFAULT_MODERATOR,
+        id: int | None = None,
     ) -> Guild:
-        """A guild with @everyone, a Moderator role, the bot as a member (with its managed role) and text channels."""
+        """A guild with @everyone, a Moderator role, the bot as a member (with its managed role) and text channels.
+
+        `id` picks the guild's snowflake (e.g. to place it on a given shard); by default a fresh one.
+        """
         owner = owner or self.owner
-        guild = Guild(id=self.ids.next(), name=name, owner_id=owner.id, _emu=self)
+        if id is not None and (id in self.guilds or id in self.channels or id in self.users):
+            raise ValueError(f"id {id} is already taken")
+        guild = Guild(id=id or self.ids.next(), name=name, owner_id=owner.id, _emu=self)
         guild.roles[guild.id] = Role(guild.id, guild.id, "@everyone", P.DEFAULT_EVERYONE, position=0)
         mod = Role(self.ids.next(), guild.id, "Moderator", moderator_permissions, position=1, hoist=True)
         guild.roles[mod.id] = mod

@@ -124,6 +124,19 @@ class SampleBot(commands.Bot):
             except discord.HTTPException as exc:
                 self.errors.append(exc)
 
+        @tree.command(description="Pick a fruit")
+        async def fruit(interaction: discord.Interaction, name: str) -> None:
+            await interaction.response.send_message(f"fruit {name}")
+
+        @fruit.autocomplete("name")
+        async def fruit_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            fruits = ["apple", "apricot", "banana"]
+            return [app_commands.Choice(name=f, value=f) for f in fruits if f.startswith(current)]
+
+        @tree.context_menu(name="Quote")
+        async def quote(interaction: discord.Interaction, message: discord.Message) -> None:
+            await interaction.response.send_message(f"> {message.content}")
+
         @tree.command(description="Upload a file")
         async def upload(interaction: discord.Interaction, note: discord.Attachment) -> None:
             data = await note.read()

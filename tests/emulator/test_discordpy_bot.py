@@ -194,3 +194,44 @@ async def test_unknown_route_is_recorded_and_answered_like_discord(world):
     assert caught.value.text == "404: Not Found"
     assert emu.unknown_routes == [f"GET /guilds/{guild.id}/bans"]
     emu.unknown_routes.clear()  # expected here; the fixture fails any other test that hits one
+
+
+async def test_autocomplete_offers_the_bots_choices(world):
+    emu, guild, alice, mod, bot = world
+    typing = await alice.autocomplete("fruit", {}, focused="name", channel=guild.channel("general"))
+    response = await typing.wait_response()
+    assert response.kind == "autocomplete"
+    assert [c["value"] for c in response.choices] == ["apple", "apricot", "banana"]
+    typing = await alice.autocomplete("fruit", {"name": "ap"}, focused="name", channel=guild.channel("general"))
+    assert [c["value"] for c in (await typing.wait_response()).choices] == ["apple", "apricot"]
+    chosen = await alice.slash("fruit", {"name": "apricot"}, channel=guild.channel("general"))
+    assert (await chosen.wait_message()).content == "fruit apricot"
+
+
+async def test_message_context_menu(world):
+    emu, guild, alice, mod, bot = world
+    said = await alice.send(guild.channel("general"), "quotable")
+    interaction = await alice.context_menu("Quote", said)
+    assert (await interaction.wait_message()).content == "> quotable"
+
+
+async def test_slash_command_in_a_dm(world):
+    emu, guild, alice, mod, bot = world
+    interaction = await alice.slash("vote", {"topic": "dm"})
+    message = await interaction.wait_message()
+    assert message.channel_id == emu.dm_channel(alice).id and message.content == "Vote: dm"
+    assert interaction.payload["context"] == 1 and "user" in interaction.payload
+
+
+async def test_waiting_helpers_explain_a_timeout(world):
+    emu, guild, alice, mod, bot = world
+    await alice.send(guild.channel("general"), "nobody answers this")
+    with pytest.raises(TimeoutError) as caught:
+        await emu.wait_for_message(guild.channel("general"), timeout=0.05)
+    assert "nobody answers this" in str(caught.value)
+
+
+async def test_gateway_uses_zlib_stream_as_discordpy_asks(world):
+    emu, guild, alice, mod, bot = world
+    assert {c.compress for c in emu.gateway.connections} == {"zlib-stream"}
+    assert all(c.heartbeats >= 1 for c in emu.gateway.connections)
