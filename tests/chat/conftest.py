@@ -12,7 +12,6 @@ from bot.config import Settings
 from emulator.pytest_plugin import emulator  # noqa: F401  (fixture)
 from emulator.testing import run_client
 from model_runner import bundled_smollm2_path
-from storage import db
 
 
 @pytest.fixture(scope="session")
@@ -52,21 +51,3 @@ def start_bot(emulator):  # noqa: F811
             yield bot
 
     return start
-
-
-@pytest.fixture
-def sessions_of():
-    def of(bot: OABot):
-        return bot.services.sessions
-
-    return of
-
-
-async def wait_for_reply(emu, user, after, *, timeout: float = 60):
-    """The bot's reply in a DM, once finished (buttons attached, or an apology)."""
-    return await emu.wait_for_message(
-        user, lambda m: bool(m.components) or m.content.startswith("*Sorry"), after=after, timeout=timeout
-    )
-
-
-__all__ = ["db", "wait_for_reply"]

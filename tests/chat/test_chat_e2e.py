@@ -12,9 +12,9 @@ from bot.cli import main as oabot
 from storage.models import ChatConversation, ChatMessage, ChatPreference
 
 
-async def finished_reply(emu, user, after, timeout: float = 60):
+async def finished_reply(emu, user, after):
     return await emu.wait_for_message(
-        user, lambda m: bool(m.components) or m.content.startswith("*Sorry"), after=after, timeout=timeout
+        user, lambda m: bool(m.components) or m.content.startswith("*Sorry"), after=after, timeout=60
     )
 
 
