@@ -171,6 +171,8 @@ class Task(Base):
         Index("ix_tasks_state_expires", "state", "expires_at"),
         # Rate limiting counts a user's recent task requests.
         Index("ix_tasks_user_created", "user_id", "created_at"),
+        # Task selection asks "does this user already hold or skip a task on this message?".
+        Index("ix_tasks_target_user", "target_message_id", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling.context import Context
@@ -63,6 +64,19 @@ def _visible(include_synthetic: bool) -> list:
     return conditions
 
 
+def _period_totals(since: datetime) -> Any:
+    """Points per user since ``since``. Grouping by ``user_id + 0`` keeps SQLite on the covering
+    (created_at, user_id, points) index: grouping by the bare column lures it into skip-scanning the
+    (user_id, created_at) index, which is ten times slower on a large table."""
+    user_id = ScoreEvent.user_id + literal_column("0")
+    return (
+        select(user_id.label("user_id"), func.sum(ScoreEvent.points).label("total"))
+        .where(ScoreEvent.created_at >= since)
+        .group_by(user_id)
+        .subquery()
+    )
+
+
 async def leaderboard(session: AsyncSession, ctx: Context, period: str = "week", limit: int = 10, *,
                       include_synthetic: bool = False) -> list[LeaderboardEntry]:
     """Top users by points earned in the period; banned and opted-out users are hidden."""
@@ -75,12 +89,7 @@ async def leaderboard(session: AsyncSession, ctx: Context, period: str = "week",
             .limit(limit)
         )
     else:
-        totals = (
-            select(ScoreEvent.user_id, func.sum(ScoreEvent.points).label("total"))
-            .where(ScoreEvent.created_at >= since)
-            .group_by(ScoreEvent.user_id)
-            .subquery()
-        )
+        totals = _period_totals(since)
         query = (
             select(User.id, User.discord_id, User.display_name, totals.c.total, User.points)
             .join(totals, totals.c.user_id == User.id)
@@ -111,12 +120,7 @@ async def _period_rank(session: AsyncSession, ctx: Context, user: User, period: 
     )
     if not mine:
         return None, 0.0
-    totals = (
-        select(ScoreEvent.user_id, func.sum(ScoreEvent.points).label("total"))
-        .where(ScoreEvent.created_at >= since)
-        .group_by(ScoreEvent.user_id)
-        .subquery()
-    )
+    totals = _period_totals(since)
     above = await session.scalar(
         select(func.count()).select_from(totals).join(User, User.id == totals.c.user_id)
         .where(*_visible(include_synthetic), totals.c.total > mine)

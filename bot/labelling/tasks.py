@@ -121,28 +121,39 @@ async def _find_initial_prompt(session: AsyncSession, ctx: Context, user_id: int
     return _Candidate(TaskKind.INITIAL_PROMPT)
 
 
+async def _tree_ids(session: AsyncSession, state: str, lang: str) -> list[int]:
+    """Trees of one active state and language: few by construction (the review queue and the growing
+    slots are capped), so candidate queries start from them instead of scanning messages."""
+    return list((await session.scalars(
+        select(MessageTree.id).where(MessageTree.state == state, MessageTree.lang == lang)
+    )).all())
+
+
 async def _find_label(session: AsyncSession, ctx: Context, user_id: int, lang: str, kinds: set[TaskKind],
                       *, prompts: bool) -> _Candidate | None:
     now = ctx.now()
+    trees = await _tree_ids(session, TreeState.INITIAL_PROMPT_REVIEW if prompts else TreeState.GROWING, lang)
+    if not trees:
+        return None
     conditions = [
-        MessageTree.lang == lang,
+        Message.tree_id.in_(trees),
         Message.review_result.is_(None),
         Message.deleted.is_(False),
         or_(Message.author_id.is_(None), Message.author_id != user_id),
         ~exists().where(Label.message_id == Message.id, Label.user_id == user_id),
         ~_own_task_blocks(Message.id, user_id, LABEL_KINDS, now),
     ]
+    # Depth rather than parent_id: a parent_id condition tempts SQLite into scanning the parent index.
     if prompts:
-        conditions += [MessageTree.state == TreeState.INITIAL_PROMPT_REVIEW, Message.parent_id.is_(None)]
+        conditions.append(Message.depth == 0)
     else:
         roles = [role for role, kind in LABEL_KIND_FOR_ROLE.items() if kind in kinds]
-        conditions += [MessageTree.state == TreeState.GROWING, Message.parent_id.is_not(None), Message.role.in_(roles)]
+        conditions += [Message.depth > 0, Message.role.in_(roles)]
     rows = (
         await session.execute(
             select(Message.id, Message.tree_id, Message.role, Message.review_count)
-            .join(MessageTree, MessageTree.id == Message.tree_id)
             .where(*conditions)
-            .order_by(MessageTree.id, Message.id)
+            .order_by(Message.tree_id, Message.id)
             .limit(CANDIDATE_LIMIT)
         )
     ).all()

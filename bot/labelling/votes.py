@@ -29,10 +29,13 @@ class VoteResult:
     removed_by_flags: bool = False
 
 
-async def _count(session: AsyncSession, message_id: int, emoji: str) -> int:
-    return await session.scalar(
-        select(func.count()).select_from(Reaction).where(Reaction.message_id == message_id, Reaction.emoji == emoji)
-    ) or 0
+async def _counts(session: AsyncSession, message_id: int) -> dict[str, int]:
+    rows = await session.execute(
+        select(Reaction.emoji, func.count())
+        .where(Reaction.message_id == message_id, Reaction.emoji.in_((UPVOTE, DOWNVOTE, RED_FLAG)))
+        .group_by(Reaction.emoji)
+    )
+    return dict(rows.all())
 
 
 async def vote(session: AsyncSession, ctx: Context, user_id: int, message_id: int, emoji: str,
@@ -61,14 +64,12 @@ async def vote(session: AsyncSession, ctx: Context, user_id: int, message_id: in
                                    Reaction.emoji == emoji)
         )
     counted = (result.rowcount or 0) > 0
-    flags = await _count(session, message_id, RED_FLAG)
+    counts = await _counts(session, message_id)
+    flags = counts.get(RED_FLAG, 0)
     removed = False
     if emoji == RED_FLAG and counted:
         removed = await _update_flag_queue(session, ctx, message, flags)
-    return VoteResult(
-        message_id, emoji, counted, await _count(session, message_id, UPVOTE),
-        await _count(session, message_id, DOWNVOTE), flags, removed,
-    )
+    return VoteResult(message_id, emoji, counted, counts.get(UPVOTE, 0), counts.get(DOWNVOTE, 0), flags, removed)
 
 
 async def _update_flag_queue(session: AsyncSession, ctx: Context, message: Message, flags: int) -> bool:

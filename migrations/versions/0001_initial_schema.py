@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 12:49:47.752232
+Create Date: 2026-11-26 13:05:43.243993
 """
 
 from collections.abc import Sequence
@@ -214,6 +214,7 @@ def upgrade() -> None:
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.create_index('ix_tasks_state_expires', ['state', 'expires_at'], unique=False)
         batch_op.create_index('ix_tasks_target_state', ['target_message_id', 'state'], unique=False)
+        batch_op.create_index('ix_tasks_target_user', ['target_message_id', 'user_id'], unique=False)
         batch_op.create_index('ix_tasks_user_created', ['user_id', 'created_at'], unique=False)
         batch_op.create_index('ix_tasks_user_state', ['user_id', 'state'], unique=False)
 
@@ -303,6 +304,7 @@ def downgrade() -> None:
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index('ix_tasks_user_state')
         batch_op.drop_index('ix_tasks_user_created')
+        batch_op.drop_index('ix_tasks_target_user')
         batch_op.drop_index('ix_tasks_target_state')
         batch_op.drop_index('ix_tasks_state_expires')
 
