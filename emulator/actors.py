@@ -44,6 +44,12 @@ class CommandUnavailable(ActionError):
 FileLike = UploadedFile | tuple[str, bytes]
 
 
+def _num(comp: dict[str, Any], key: str, default: int) -> int:
+    """A numeric component field; discord.py sends unset ones as null."""
+    value = comp.get(key)
+    return default if value is None else int(value)
+
+
 def _upload(f: FileLike) -> UploadedFile:
     return f if isinstance(f, UploadedFile) else UploadedFile(f[0], f[1])
 
@@ -253,7 +259,7 @@ class EmulatedUser(User):
         if kind not in SELECT_TYPES:
             raise ActionError(f"component {custom_id!r} is not a select menu")
         values = list(values)
-        lo, hi = comp.get("min_values", 1), comp.get("max_values", 1)
+        lo, hi = _num(comp, "min_values", 1), _num(comp, "max_values", 1)
         if not lo <= len(values) <= hi:
             raise ActionError(f"select {custom_id!r} takes between {lo} and {hi} values, got {len(values)}")
         channel = self.emu.channels[message.channel_id]
@@ -287,8 +293,11 @@ class EmulatedUser(User):
         unknown = set(values) - {c.get("custom_id") for c in iter_components(modal.get("components", []))}
         if unknown:
             raise ActionError(f"modal {modal.get('custom_id')!r} has no inputs {sorted(unknown)}")
-        components = [self._modal_answer(top, values, channel) for top in modal.get("components", [])]
-        data = {"custom_id": modal["custom_id"], "components": components}
+        resolved: dict[str, dict[str, Any]] = {}
+        components = [self._modal_answer(top, values, channel, resolved) for top in modal.get("components", [])]
+        data: dict[str, Any] = {"custom_id": modal["custom_id"], "components": components}
+        if resolved:
+            data["resolved"] = resolved
         return self.emu.new_interaction(self, channel, MODAL_SUBMIT, data, message=source.source_message,
                                         triggered_by=source)
 
@@ -361,7 +370,7 @@ class EmulatedUser(User):
         name = opt["name"]
         if kind == STRING:
             value: Any = str(raw)
-            lo, hi = opt.get("min_length", 0), opt.get("max_length", 6000)
+            lo, hi = _num(opt, "min_length", 0), _num(opt, "max_length", 6000)
             if not lo <= len(value) <= hi:
                 raise CommandUnavailable(f"option {name!r} must be {lo}..{hi} characters")
         elif kind == INTEGER:
@@ -449,35 +458,66 @@ class EmulatedUser(User):
             out.append(str(v.id))
         return out, resolved
 
-    def _modal_answer(self, top: dict[str, Any], values: dict[str, Any], channel: Channel) -> dict[str, Any]:
+    def _modal_answer(
+        self, top: dict[str, Any], values: dict[str, Any], channel: Channel, resolved: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
         kind = top.get("type")
         if kind == 1:
-            return {"type": 1, "id": top.get("id"), "components": [self._input_answer(top["components"][0], values,
-                                                                                   channel)]}
+            inner = self._input_answer(top["components"][0], values, channel, resolved)
+            return {"type": 1, "id": top.get("id"), "components": [inner]}
         if kind == 18:
-            return {"type": 18, "id": top.get("id"), "component": self._input_answer(top["component"], values,
-                                                                                      channel)}
+            inner = self._input_answer(top["component"], values, channel, resolved)
+            return {"type": 18, "id": top.get("id"), "component": inner}
         return {"type": kind, "id": top.get("id")}
 
-    def _input_answer(self, comp: dict[str, Any], values: dict[str, Any], channel: Channel) -> dict[str, Any]:
+    def _input_answer(
+        self, comp: dict[str, Any], values: dict[str, Any], channel: Channel, resolved: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
         cid = comp.get("custom_id")
-        if comp.get("type") == 4:
-            value = values.get(cid, comp.get("value") or "")
-            value = str(value)
-            required = comp.get("required", True)
+        kind = comp.get("type")
+        base = {"type": kind, "id": comp.get("id"), "custom_id": cid}
+        required = comp.get("required") is not False
+        if kind == 4:  # text input
+            value = str(values.get(cid, comp.get("value") or ""))
             if required and not value:
                 raise ActionError(f"modal input {cid!r} is required")
-            lo = comp.get("min_length", 0)
-            hi = comp.get("max_length", TEXT_INPUT_VALUE_MAX)
+            lo = _num(comp, "min_length", 0)
+            hi = _num(comp, "max_length", TEXT_INPUT_VALUE_MAX)
             if value and not lo <= len(value) <= hi:
                 raise ActionError(f"modal input {cid!r} takes {lo}..{hi} characters, got {len(value)}")
-            return {"type": 4, "id": comp.get("id"), "custom_id": cid, "value": value}
-        if comp.get("type") in SELECT_TYPES:
-            chosen = values.get(cid, [])
-            chosen = [chosen] if isinstance(chosen, str | User | Role | Channel) else list(chosen)
-            vals, resolved = self._select_values(comp, chosen, channel)
-            out = {"type": comp["type"], "id": comp.get("id"), "custom_id": cid, "values": vals}
-            if resolved:
-                out["resolved"] = resolved
-            return out
-        return {"type": comp.get("type"), "id": comp.get("id"), "custom_id": cid}
+            return {**base, "value": value}
+        if kind == 23:  # checkbox
+            return {**base, "value": bool(values.get(cid, comp.get("default", False)))}
+        if kind == 21:  # radio group
+            value = values.get(cid)
+            allowed = [o["value"] for o in comp.get("options", [])]
+            if value is None and required:
+                raise ActionError(f"modal input {cid!r} is required")
+            if value is not None and value not in allowed:
+                raise ActionError(f"modal input {cid!r} offers {allowed}, not {value!r}")
+            return {**base, "value": value}
+        chosen = values.get(cid, [])
+        chosen = [chosen] if isinstance(chosen, str | User | Role | Channel | tuple | UploadedFile) else list(chosen)
+        lo = _num(comp, "min_values", 1 if required else 0)
+        hi = _num(comp, "max_values", 1)
+        if not lo <= len(chosen) <= hi:
+            raise ActionError(f"modal input {cid!r} takes between {lo} and {hi} values, got {len(chosen)}")
+        if kind == 22:  # checkbox group
+            allowed = [o["value"] for o in comp.get("options", [])]
+            bad = [v for v in chosen if v not in allowed]
+            if bad:
+                raise ActionError(f"modal input {cid!r} offers {allowed}, not {bad}")
+            return {**base, "values": chosen}
+        if kind == 19:  # file upload
+            ids = []
+            for f in chosen:
+                att = self.emu._attachment(channel, _upload(f), ephemeral=True)
+                resolved.setdefault("attachments", {})[str(att.id)] = att.to_dict()
+                ids.append(str(att.id))
+            return {**base, "values": ids}
+        if kind in SELECT_TYPES:
+            vals, extra = self._select_values(comp, chosen, channel)
+            for key, entries in extra.items():
+                resolved.setdefault(key, {}).update(entries)
+            return {**base, "values": vals}
+        return base

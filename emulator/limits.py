@@ -36,6 +36,8 @@ COMPONENTS_V2_TOTAL_MAX = 40
 ACTION_ROW, BUTTON, STRING_SELECT, TEXT_INPUT = 1, 2, 3, 4
 SELECT_TYPES = (3, 5, 6, 7, 8)
 LABEL = 18
+# What a modal label may hold besides a text input: selects, file upload, radio, checkbox group, checkbox.
+MODAL_INPUT_TYPES = (*SELECT_TYPES, 19, 21, 22, 23)
 TEXT_DISPLAY = 10
 LINK_STYLE, PREMIUM_STYLE = 5, 6
 
@@ -102,7 +104,8 @@ def _check_button(errors: FormErrors, p: tuple, comp: dict[str, Any]) -> None:
 
 def _check_select(errors: FormErrors, p: tuple, comp: dict[str, Any]) -> None:
     _len_check(errors, p + ("placeholder",), comp.get("placeholder"), PLACEHOLDER_MAX)
-    min_v, max_v = comp.get("min_values", 1), comp.get("max_values", 1)
+    min_v = 1 if comp.get("min_values") is None else comp["min_values"]
+    max_v = 1 if comp.get("max_values") is None else comp["max_values"]
     if not 0 <= min_v <= 25:
         errors.add(p + ("min_values",), "NUMBER_TYPE_MAX", "int value should be between 0 and 25.")
     if not 1 <= max_v <= 25:
@@ -258,10 +261,12 @@ def check_modal(data: dict[str, Any]) -> dict[str, Any]:
             child = top.get("component") or {}
             if child.get("type") == TEXT_INPUT:
                 _check_text_input(errors, p + ("component",), child, seen, in_label=True)
-            else:
+            elif child.get("type") in MODAL_INPUT_TYPES:
                 _check_custom_id(errors, p + ("component",), child, seen)
                 if child.get("type") in SELECT_TYPES:
                     _check_select(errors, p + ("component",), child)
+            else:
+                errors.add(p + ("component", "type"), "COMPONENT_TYPE_INVALID", "Invalid component type for a label")
         elif kind != TEXT_DISPLAY:
             errors.add(p + ("type",), "COMPONENT_TYPE_INVALID", "Invalid component type for a modal")
     errors.raise_if_any()
@@ -276,7 +281,7 @@ def _check_text_input(errors: FormErrors, p: tuple, comp: dict[str, Any], seen: 
         _len_check(errors, p + ("label",), comp.get("label"), TEXT_INPUT_LABEL_MAX, minimum=1)
     _len_check(errors, p + ("placeholder",), comp.get("placeholder"), TEXT_INPUT_PLACEHOLDER_MAX)
     _len_check(errors, p + ("value",), comp.get("value"), TEXT_INPUT_VALUE_MAX)
-    lo, hi = comp.get("min_length"), comp.get("max_length")
+    lo, hi = comp.get("min_length"), comp.get("max_length")  # None: not set
     if lo is not None and not 0 <= lo <= TEXT_INPUT_VALUE_MAX:
         errors.add(p + ("min_length",), "NUMBER_TYPE_MAX", "int value should be between 0 and 4000.")
     if hi is not None and not 1 <= hi <= TEXT_INPUT_VALUE_MAX:

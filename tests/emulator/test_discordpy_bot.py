@@ -6,7 +6,7 @@ from __future__ import annotations
 import discord
 import pytest
 
-from emulator import CommandUnavailable, Emulator
+from emulator import ActionError, CommandUnavailable, Emulator
 from emulator.testing import run_client
 
 
@@ -235,3 +235,40 @@ async def test_gateway_uses_zlib_stream_as_discordpy_asks(world):
     emu, guild, alice, mod, bot = world
     assert {c.compress for c in emu.gateway.connections} == {"zlib-stream"}
     assert all(c.heartbeats >= 1 for c in emu.gateway.connections)
+
+
+async def test_modal_with_labels_select_checkbox_and_file_upload(emulator: Emulator):
+    emu = emulator
+    guild = await emu.create_guild()
+    alice = await emu.create_user("alice", guild=guild)
+    got: list[tuple] = []
+
+    class Survey(discord.ui.Modal, title="Survey"):
+        name = discord.ui.Label(text="Name", component=discord.ui.TextInput(custom_id="name", max_length=20))
+        mood = discord.ui.Label(text="Mood", component=discord.ui.Select(
+            custom_id="mood", options=[discord.SelectOption(label=m, value=m) for m in ("happy", "sad")]))
+        agree = discord.ui.Label(text="Agree", component=discord.ui.Checkbox(custom_id="agree"))
+        proof = discord.ui.Label(text="Proof", component=discord.ui.FileUpload(custom_id="proof"))
+
+        async def on_submit(self, interaction: discord.Interaction) -> None:
+            files = [await a.read() for a in self.proof.component.values]
+            got.append((self.name.component.value, self.mood.component.values, self.agree.component.value, files))
+            await interaction.response.send_message("recorded", ephemeral=True)
+
+    client = discord.Client(intents=discord.Intents.default())
+    tree = discord.app_commands.CommandTree(client)
+
+    @tree.command(description="Fill in a survey")
+    async def survey(interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(Survey())
+
+    client.setup_hook = tree.sync  # type: ignore[method-assign]
+    async with run_client(client, emu):
+        opened = await alice.slash("survey", channel=guild.channel("general"))
+        assert [c["type"] for c in (await opened.wait_modal())["components"]] == [18, 18, 18, 18]
+        with pytest.raises(ActionError):
+            await opened.submit_modal({"name": "al", "mood": "angry", "proof": ("p.txt", b"x")})
+        done = await opened.submit_modal({"name": "al", "mood": "happy", "agree": True, "proof": ("p.txt", b"x")})
+        assert (await done.wait_message()).content == "recorded"
+    assert got == [("al", ["happy"], True, [b"x"])]
+    assert done.metadata()["triggering_interaction_metadata"]["id"] == str(opened.id)
