@@ -46,6 +46,9 @@ from .synthetic import CHATML_TEMPLATE
 from .types import ChatResult, FinishReason, Messages, normalize_messages
 
 MiB = 1024 * 1024
+# Prompt tokens read per step while others are generating: big enough for efficient batched
+# prompt reading on a CPU, small enough that the others' next token is not held up for long.
+PREFILL_WHILE_GENERATING = 128
 
 
 def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
@@ -102,7 +105,8 @@ class LlamaCppRunner:
 
     ``n_ctx`` is the window of one conversation; the context allocates ``n_ctx * n_parallel``
     KV cells. ``state_cache_bytes`` bounds the saved states of conversations that are not live
-    in one of the ``n_parallel`` sequences (0 disables saving).
+    in one of the ``n_parallel`` sequences (0 disables saving). ``worker_nice`` > 0 lowers the
+    priority of the inference threads (Linux) so the event loop always gets the CPU first.
     """
 
     backend = "llama.cpp"
@@ -118,6 +122,7 @@ class LlamaCppRunner:
         n_parallel: int = 4,
         state_cache_bytes: int = 256 * MiB,
         chat_template: str | None = None,
+        worker_nice: int = 0,
         verbose: bool = False,
     ) -> None:
         if n_ctx < 16 or n_batch < 1 or n_parallel < 1:
@@ -129,6 +134,7 @@ class LlamaCppRunner:
         self.n_parallel = n_parallel
         self._n_ctx_requested = n_ctx
         self._chat_template_override = chat_template
+        self._worker_nice = worker_nice
         self._verbose = verbose
 
         self._queue: FairQueue[_Job] = FairQueue(on_positions=self._publish_positions)
@@ -293,6 +299,14 @@ class LlamaCppRunner:
     # -- worker thread ----------------------------------------------------------------------------
 
     def _worker_main(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
+        if self._worker_nice > 0:
+            # Linux nice values are per thread and inherited by the compute threads llama.cpp
+            # starts from here, so the event loop (the gateway heartbeat) wins any CPU contest.
+            try:
+                tid = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self._worker_nice)
+            except (OSError, AttributeError):
+                pass  # not Linux or not allowed: run at normal priority
         try:
             self._load()
         except BaseException as e:
@@ -535,10 +549,14 @@ class LlamaCppRunner:
         n = 0
         fed: list[tuple[_Job, list[int]]] = []
         outputs: list[tuple[_Job, int]] = []
-        # Generating requests (one pending token) go first so a long prompt being read cannot
-        # stall everybody's next token; prompt chunks fill the rest of the batch.
-        for job in sorted(self._active, key=lambda j: len(j.pending)):
-            take = min(len(job.pending), self.n_batch - n)
+        # Generating requests (one pending token) go first, and while anybody is generating,
+        # prompts are read in small chunks, so a long prompt cannot stall everybody's next
+        # token for seconds; prompt chunks fill the rest of the batch.
+        jobs = sorted(self._active, key=lambda j: len(j.pending))
+        generating = sum(1 for j in jobs if j.n_generated > 0)
+        budget = self.n_batch if generating == 0 else min(self.n_batch, generating + PREFILL_WHILE_GENERATING)
+        for job in jobs:
+            take = min(len(job.pending), budget - n)
             if take <= 0:
                 continue
             slot = job.slot

