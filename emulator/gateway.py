@@ -100,6 +100,10 @@ class Connection:
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     session: Session | None = None
     writer: asyncio.Task | None = None
+    watchdog: asyncio.Task | None = None
+    # Set when the emulator ends the connection, so the client's answering close frame is not taken for a
+    # clean logout (which would end the session).
+    server_closed: bool = False
     last_heartbeat: float | None = None
     heartbeats: int = 0
     _zlib: Any = None
@@ -146,6 +150,8 @@ class Gateway:
         self.privileged_intents = PRIVILEGED
         self.identify_count = 0
         self.resume_count = 0
+        # Connections closed because the client stopped heartbeating (e.g. its event loop was blocked).
+        self.heartbeat_timeouts = 0
         self._duplicate_next: list[str] = []
         self._changed = asyncio.Event()
 
@@ -155,6 +161,7 @@ class Gateway:
         """Cut every connection; sessions stay resumable. Returns how many connections were dropped."""
         dropped = 0
         for conn in list(self.connections):
+            conn.server_closed = True
             self._detach(conn)
             if abrupt and conn.request.transport is not None:
                 # No close frame, as when a network path dies.
@@ -255,6 +262,8 @@ class Gateway:
         conn.writer = asyncio.create_task(conn.write_loop())
         self.connections.add(conn)
         conn.send({"op": HELLO, "d": {"heartbeat_interval": self.heartbeat_interval_ms}})
+        conn.last_heartbeat = asyncio.get_running_loop().time()
+        conn.watchdog = asyncio.create_task(self._watch_heartbeats(conn))
         close_code: int | None = None
         try:
             async for msg in ws:
@@ -274,18 +283,40 @@ class Gateway:
                     break
         finally:
             if close_code is not None and not ws.closed:
+                conn.server_closed = True
                 await self._flush(conn)
                 await ws.close(code=close_code)
-            if ws.close_code in (1000, 1001) and conn.session is not None:
+            if ws.close_code in (1000, 1001) and conn.session is not None and not conn.server_closed:
                 # A clean close by the client ends its session, as on Discord.
                 conn.session.resumable = False
             self._detach(conn)
+            if conn.watchdog is not None:
+                conn.watchdog.cancel()
             conn.queue.put_nowait(None)
             if conn.writer is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await conn.writer
             self._changed.set()
         return ws
+
+    async def _watch_heartbeats(self, conn: Connection) -> None:
+        """Close a connection whose client missed heartbeats, as Discord does with zombied connections.
+
+        In-process, a bot that blocks the event loop also stops this task; when the loop comes back the
+        check runs before the late heartbeat is read, so the missed beat is seen as Discord would see it.
+        """
+        loop = asyncio.get_running_loop()
+        interval = self.heartbeat_interval_ms / 1000
+        while not conn.ws.closed:
+            await asyncio.sleep(interval / 4)
+            assert conn.last_heartbeat is not None
+            if loop.time() - conn.last_heartbeat > interval * 1.5:
+                self.heartbeat_timeouts += 1
+                log.info("closing a gateway connection that missed its heartbeats")
+                conn.server_closed = True
+                self._detach(conn)
+                await conn.ws.close(code=4009, message=b"Session timed out")
+                return
 
     async def _flush(self, conn: Connection) -> None:
         conn.queue.put_nowait(None)
@@ -383,6 +414,7 @@ class Gateway:
             return None
         if session.connection is not None and session.connection is not conn:
             old = session.connection
+            old.server_closed = True
             self._detach(old)
             asyncio.ensure_future(old.ws.close(code=4000))
         self.resume_count += 1

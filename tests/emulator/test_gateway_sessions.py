@@ -66,3 +66,36 @@ async def test_guild_created_while_connected_reaches_the_bot(emulator: Emulator)
         await emu.wait_for(lambda: client.get_guild(guild.id).get_role(role.id))
         channel = await emu.create_channel(guild, "later-channel")
         await emu.wait_for(lambda: client.get_channel(channel.id))
+
+
+def block_the_event_loop(seconds: float) -> None:
+    """What a bot does when it runs model inference or heavy SQL on the event loop."""
+    import time
+
+    time.sleep(seconds)
+
+
+async def test_blocking_the_event_loop_misses_heartbeats_and_costs_a_reconnect():
+    emu = Emulator(heartbeat_interval_ms=100)
+    await emu.start()
+    try:
+        guild = await emu.create_guild()
+        alice = await emu.create_user("alice", guild=guild)
+        client = discord.Client(intents=discord.Intents.default())
+
+        @client.event
+        async def on_message(message: discord.Message) -> None:
+            if message.content == "block":
+                block_the_event_loop(0.4)
+            elif not message.author.bot:
+                await message.channel.send("pong")
+
+        async with run_client(client, emu):
+            await alice.dm("block")
+            await emu.wait_for(lambda: emu.gateway.heartbeat_timeouts == 1)
+            await emu.wait_for(lambda: emu.gateway.connected and emu.gateway.resume_count == 1)
+            sent = await alice.dm("ping")
+            assert (await emu.wait_for_message(alice, after=sent)).content == "pong"
+    finally:
+        await emu.stop()
+    assert emu.unknown_routes == []
