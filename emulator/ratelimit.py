@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,11 +88,11 @@ class RateLimiter:
         return Rule(route_key, self.default_limit, self.default_window, (route_key,))
 
     def _headers(self, rule: Rule, bucket: _Bucket, now: float) -> dict[str, str]:
-        reset_after = max(0.0, bucket.reset_at - now)
+        reset_after = ceil_ms(max(0.0, bucket.reset_at - now))
         return {
             "X-RateLimit-Limit": str(rule.limit),
             "X-RateLimit-Remaining": str(max(0, bucket.remaining)),
-            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+            "X-RateLimit-Reset": f"{ceil_ms(time.time() + reset_after):.3f}",
             "X-RateLimit-Reset-After": f"{reset_after:.3f}",
             "X-RateLimit-Bucket": rule.bucket_hash,
         }
@@ -110,7 +111,7 @@ class RateLimiter:
             retry_after = max(bucket.reset_at, bucket.blocked_until) - now
             headers = self._headers(rule, bucket, now)
             headers["X-RateLimit-Remaining"] = "0"
-            headers["X-RateLimit-Reset-After"] = f"{retry_after:.3f}"
+            headers["X-RateLimit-Reset-After"] = f"{ceil_ms(retry_after):.3f}"
             return Decision(False, headers, retry_after, early=early)
         if self.enabled:
             bucket.remaining -= 1
@@ -126,9 +127,15 @@ class RateLimiter:
         self._buckets[key] = bucket
         headers = self._headers(rule, bucket, now)
         headers["X-RateLimit-Remaining"] = "0"
-        headers["X-RateLimit-Reset-After"] = f"{seconds:.3f}"
+        headers["X-RateLimit-Reset-After"] = f"{ceil_ms(seconds):.3f}"
         return headers
 
 
+def ceil_ms(seconds: float) -> float:
+    """Round up to the millisecond: a client waiting the advertised time must never come back early."""
+    return math.ceil(seconds * 1000) / 1000
+
+
 def too_many_requests_body(retry_after: float, *, is_global: bool = False) -> dict[str, Any]:
-    return {"message": "You are being rate limited.", "retry_after": round(retry_after, 3), "global": is_global, "code": 0}
+    return {"message": "You are being rate limited.", "retry_after": ceil_ms(retry_after), "global": is_global,
+            "code": 0}

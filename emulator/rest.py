@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -240,7 +241,7 @@ class RestAPI:
             if fault.status == 429:
                 scope = _scope(route, params, emu)
                 headers = emu.rate_limits.block(route.key, scope, fault.retry_after)
-                headers["Retry-After"] = str(max(1, round(fault.retry_after)))
+                headers["Retry-After"] = str(max(1, math.ceil(fault.retry_after)))
                 headers["X-RateLimit-Scope"] = "user"
                 return 429, too_many_requests_body(fault.retry_after), headers, None, [], None, 0
             if fault.status is not None:
@@ -249,7 +250,7 @@ class RestAPI:
         decision = emu.rate_limits.hit(route.key, _scope(route, params, emu))
         if not decision.allowed:
             headers = dict(decision.headers)
-            headers["Retry-After"] = str(max(1, round(decision.retry_after)))
+            headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
             headers["X-RateLimit-Scope"] = "user"
             if decision.early:
                 headers["X-Emulator-Early"] = "1"

@@ -76,7 +76,7 @@ def block_the_event_loop(seconds: float) -> None:
 
 
 async def test_blocking_the_event_loop_misses_heartbeats_and_costs_a_reconnect():
-    emu = Emulator(heartbeat_interval_ms=100)
+    emu = Emulator(heartbeat_interval_ms=200)
     await emu.start()
     try:
         guild = await emu.create_guild()
@@ -86,14 +86,14 @@ async def test_blocking_the_event_loop_misses_heartbeats_and_costs_a_reconnect()
         @client.event
         async def on_message(message: discord.Message) -> None:
             if message.content == "block":
-                block_the_event_loop(0.4)
+                block_the_event_loop(0.6)
             elif not message.author.bot:
                 await message.channel.send("pong")
 
         async with run_client(client, emu):
             await alice.dm("block")
-            await emu.wait_for(lambda: emu.gateway.heartbeat_timeouts == 1)
-            await emu.wait_for(lambda: emu.gateway.connected and emu.gateway.resume_count == 1)
+            await emu.wait_for(lambda: emu.gateway.heartbeat_timeouts >= 1)
+            await emu.wait_for(lambda: emu.gateway.connected and emu.gateway.resume_count >= 1)
             sent = await alice.dm("ping")
             assert (await emu.wait_for_message(alice, after=sent)).content == "pong"
     finally:
