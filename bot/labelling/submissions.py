@@ -93,7 +93,9 @@ async def _refuse_duplicate(session: AsyncSession, ctx: Context, user_id: int, t
 
 
 async def _tree_for(session: AsyncSession, tree_id: int | None) -> MessageTree:
-    tree = await session.get(MessageTree, tree_id) if tree_id is not None else None
+    """The task's tree, row-locked on PostgreSQL so that concurrent submissions to one tree count reviews
+    and decide transitions one after the other (SQLite already serialises writers)."""
+    tree = await session.get(MessageTree, tree_id, with_for_update=True) if tree_id is not None else None
     if tree is None:
         raise TaskRefused("tree_closed")
     return tree
@@ -125,10 +127,10 @@ async def submit_reply(session: AsyncSession, ctx: Context, task_id: int, user_i
     """An assistant or prompter reply to the task's parent message."""
     task, user = await _claim(session, ctx, task_id, user_id, REPLY_KINDS)
     text = _clean_text(ctx, text)
-    parent = await session.get(Message, task.target_message_id)
+    tree = await _tree_for(session, task.tree_id)
+    parent = await session.get(Message, task.target_message_id, populate_existing=True)
     if parent is None or parent.deleted:
         raise TaskRefused("message_gone")
-    tree = await _tree_for(session, parent.tree_id)
     if tree.state != TreeState.GROWING or parent.review_result is not True:
         raise TaskRefused("tree_closed")
     role = Role.ASSISTANT if task.kind == TaskKind.ASSISTANT_REPLY else Role.PROMPTER
@@ -191,12 +193,12 @@ async def submit_labels(session: AsyncSession, ctx: Context, task_id: int, user_
                         labels: Mapping[str, float]) -> SubmissionResult:
     """One review: values in [0, 1] for the labels the task asked for (spam is required)."""
     task, user = await _claim(session, ctx, task_id, user_id, LABEL_KINDS)
-    message = await session.get(Message, task.target_message_id)
+    tree = await _tree_for(session, task.tree_id)
+    message = await session.get(Message, task.target_message_id, populate_existing=True)
     if message is None or message.deleted:
         raise TaskRefused("message_gone")
     if message.author_id == user_id:
         raise TaskRefused("own_message")
-    tree = await _tree_for(session, message.tree_id)
     if tree.state in CLOSED_STATES:
         raise TaskRefused("tree_closed")
     problem = invalid_label_problem(labels, task.payload.get("labels", ()))
@@ -231,10 +233,10 @@ async def submit_ranking(session: AsyncSession, ctx: Context, task_id: int, user
     """Best first: a permutation of exactly the replies shown, which must still be the parent's
     accepted replies. ``not_rankable`` flags the set instead of ordering it."""
     task, user = await _claim(session, ctx, task_id, user_id, RANK_KINDS)
-    parent = await session.get(Message, task.target_message_id)
+    tree = await _tree_for(session, task.tree_id)
+    parent = await session.get(Message, task.target_message_id, populate_existing=True)
     if parent is None or parent.deleted:
         raise TaskRefused("message_gone")
-    tree = await _tree_for(session, parent.tree_id)
     if tree.state != TreeState.RANKING:
         raise TaskRefused("tree_closed")
     current = (

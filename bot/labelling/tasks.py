@@ -94,20 +94,29 @@ async def _check_request_rate(session: AsyncSession, ctx: Context, user_id: int)
         raise NoTaskAvailable("rate_limited", retry_at=recent[-1] + window)
 
 
-async def reply_rate_retry_at(session: AsyncSession, ctx: Context, user_id: int, role: str) -> datetime | None:
-    """When the user may write another reply of this role, or None if they may now."""
+async def reply_rate_limits(session: AsyncSession, ctx: Context, user_id: int) -> dict[str, datetime]:
+    """Role -> when the user may write another reply of that role, for the roles they are blocked on."""
     settings = ctx.settings
-    limit = settings.assistant_replies_per_window if role == Role.ASSISTANT else settings.prompter_replies_per_window
+    limits = {Role.ASSISTANT: settings.assistant_replies_per_window, Role.PROMPTER: settings.prompter_replies_per_window}
     window = timedelta(minutes=settings.reply_window_minutes)
-    recent = (
-        await session.scalars(
-            select(Message.created_at)
-            .where(Message.author_id == user_id, Message.created_at > ctx.now() - window, Message.role == role)
+    rows = (
+        await session.execute(
+            select(Message.role, Message.created_at)
+            .where(Message.author_id == user_id, Message.created_at > ctx.now() - window, Message.depth > 0)
             .order_by(Message.created_at.desc())
-            .limit(limit)
         )
     ).all()
-    return recent[-1] + window if len(recent) >= limit else None
+    blocked = {}
+    for role, limit in limits.items():
+        recent = [created for r, created in rows if r == role]
+        if len(recent) >= limit:
+            blocked[str(role)] = recent[limit - 1] + window
+    return blocked
+
+
+async def reply_rate_retry_at(session: AsyncSession, ctx: Context, user_id: int, role: str) -> datetime | None:
+    """When the user may write another reply of this role, or None if they may now."""
+    return (await reply_rate_limits(session, ctx, user_id)).get(str(role))
 
 
 async def _find_initial_prompt(session: AsyncSession, ctx: Context, user_id: int, lang: str,
@@ -299,14 +308,19 @@ async def _find(session: AsyncSession, ctx: Context, group: str, user_id: int, l
 
 
 async def _conversation(session: AsyncSession, message_id: int | None) -> tuple[MessageView, ...]:
-    chain = []
-    while message_id is not None:
-        message = await session.get(Message, message_id)
-        if message is None:
-            break
-        chain.append(MessageView(message.id, message.role, message.text, message.depth))
-        message_id = message.parent_id
-    return tuple(reversed(chain))
+    """The chain from the prompt down to ``message_id``, in one recursive query."""
+    if message_id is None:
+        return ()
+    chain = select(Message.id, Message.parent_id).where(Message.id == message_id).cte("chain", recursive=True)
+    chain = chain.union_all(select(Message.id, Message.parent_id).join(chain, Message.id == chain.c.parent_id))
+    rows = (
+        await session.execute(
+            select(Message.id, Message.role, Message.text, Message.depth)
+            .where(Message.id.in_(select(chain.c.id)))
+            .order_by(Message.depth)
+        )
+    ).all()
+    return tuple(MessageView(*row) for row in rows)
 
 
 async def describe_task(session: AsyncSession, task: Task) -> TaskOffer:
@@ -350,12 +364,12 @@ async def request_task(session: AsyncSession, ctx: Context, user_id: int, lang: 
         wanted.discard(TaskKind.RANK_PROMPTER_REPLIES)
     # Reply kinds the user is writing too fast for are left out; if that leaves nothing, say until when.
     retry_at = None
-    for kind, role in ((TaskKind.ASSISTANT_REPLY, Role.ASSISTANT), (TaskKind.PROMPTER_REPLY, Role.PROMPTER)):
-        if kind in wanted:
-            blocked_until = await reply_rate_retry_at(session, ctx, user_id, role)
-            if blocked_until is not None:
+    if wanted & set(REPLY_KINDS):
+        blocked = await reply_rate_limits(session, ctx, user_id)
+        for kind, role in ((TaskKind.ASSISTANT_REPLY, Role.ASSISTANT), (TaskKind.PROMPTER_REPLY, Role.PROMPTER)):
+            if kind in wanted and role in blocked:
                 wanted.discard(kind)
-                retry_at = blocked_until if retry_at is None else min(retry_at, blocked_until)
+                retry_at = blocked[role] if retry_at is None else min(retry_at, blocked[role])
     weights = ctx.settings.weights
     groups = {
         name: getattr(weights, name)

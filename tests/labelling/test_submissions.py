@@ -189,3 +189,27 @@ async def test_enough_skips_halt_the_tree(make_campaign):
         skipped = await session.scalar(select(func.count()).select_from(Task).where(Task.state == TaskState.SKIPPED))
         assert skipped == 2
         assert await session.scalar(select(func.count()).select_from(ScoreEvent).where(ScoreEvent.user_id == users[1])) == 0
+
+
+async def test_concurrent_reviews_are_counted_and_decided_once(make_campaign):
+    import asyncio
+
+    campaign = make_campaign(**{**SMALL, "reviews_initial_prompt": 3})
+    users = await campaign.users(4)
+    prompt = await campaign.prompt(users[0])
+    offers = [await campaign.service.request_task(u, kinds=[TaskKind.LABEL_INITIAL_PROMPT]) for u in users[1:]]
+    await asyncio.gather(*(
+        campaign.service.submit_labels(offer.task_id, user, {"spam": 0.0}) for offer, user in zip(offers, users[1:],
+                                                                                                strict=True)
+    ))
+    # A replayed click after the fact changes nothing.
+    assert await _refused(campaign.service.submit_labels(offers[0].task_id, users[1], {"spam": 0})) == "already_done"
+    async with campaign.service.sessions() as session:
+        message = await session.get(Message, prompt)
+        assert (message.review_count, message.review_result) == (3, True)
+        bonuses = (await session.scalars(
+            select(ScoreEvent.id).where(ScoreEvent.reason == "initial_prompt_accepted")
+        )).all()
+        assert len(bonuses) == 1
+        tree = await session.get(MessageTree, message.tree_id)
+        assert tree.state == TreeState.GROWING
