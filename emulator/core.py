@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import mimetypes
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -134,8 +135,6 @@ class Emulator:
         self.ids = SnowflakeFactory()
         self.application_id = self.ids.next()
         # Discord tokens start with the base64 of the bot's id; discord.py never checks, but tools do.
-        import base64
-
         prefix = base64.b64encode(str(self.application_id).encode()).decode().rstrip("=")
         self.token = token or f"{prefix}.emu.{secrets.token_urlsafe(27)}"
         self.bot_user = User(self.application_id, bot_name, None, bot=True)
@@ -585,7 +584,7 @@ class Emulator:
         channel: Channel,
         author: User,
         payload: dict[str, Any],
-        files: list[UploadedFile] = (),  # type: ignore[assignment]
+        files: Sequence[UploadedFile] = (),
         *,
         type: int = 0,
         webhook_id: int | None = None,
@@ -645,7 +644,7 @@ class Emulator:
         self.gateway.dispatch(event, data, guild_id=msg.guild_id, content_of=msg.author.id, mentions_bot=mentions_bot)
 
     def edit_message(
-        self, msg: Message, payload: dict[str, Any], files: list[UploadedFile] = ()  # type: ignore[assignment]
+        self, msg: Message, payload: dict[str, Any], files: Sequence[UploadedFile] = ()
     ) -> Message:
         """Apply an edit (already validated): record the new revision and send MESSAGE_UPDATE."""
         if "content" in payload:

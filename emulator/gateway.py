@@ -153,7 +153,6 @@ class Gateway:
         # Connections closed because the client stopped heartbeating (e.g. its event loop was blocked).
         self.heartbeat_timeouts = 0
         self._duplicate_next: list[str] = []
-        self._changed = asyncio.Event()
 
     # ---- fault injection -------------------------------------------------------------------------------
 
@@ -243,7 +242,6 @@ class Gateway:
                     del self._duplicate_next[i]
                     session.connection.send(frame)
                     break
-        self._changed.set()
 
     # ---- websocket handler -----------------------------------------------------------------------------
 
@@ -296,7 +294,6 @@ class Gateway:
             if conn.writer is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await conn.writer
-            self._changed.set()
         return ws
 
     async def _watch_heartbeats(self, conn: Connection) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -10,7 +11,11 @@ from typing import Any
 
 from .core import RestCall
 
-DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "shared" / "discord-api-spec" / "openapi.json"
+# ../shared/discord-api-spec/openapi.json next to the repository, unless DISCORD_OPENAPI_SPEC says otherwise.
+DEFAULT_SPEC = Path(
+    os.environ.get("DISCORD_OPENAPI_SPEC")
+    or Path(__file__).resolve().parents[2] / "shared" / "discord-api-spec" / "openapi.json"
+)
 
 
 def _shape(template: str) -> str:

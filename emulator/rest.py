@@ -7,7 +7,7 @@ import json
 import math
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -64,6 +64,20 @@ class Request:
 
 
 Handler = Callable[[Request], Awaitable[tuple[int, Any]]]
+
+
+@dataclass
+class Outcome:
+    """What one REST call got: status, body and headers, plus what was read from the request."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    body_in: Any = None
+    files: list[UploadedFile] = field(default_factory=list)
+    content_type: str | None = None
+    error_code: int | None = None
+    early_retry: bool = False
 
 
 @dataclass
@@ -199,69 +213,57 @@ class RestAPI:
         path = "/" + request.match_info["tail"]
         method = request.method
         route, params, path_exists = self.router.match(method, path)
-        query = dict(request.query)
-        status: int
-        body: Any
-        headers: dict[str, str] = {}
-        parsed: Any = None
-        files: list[UploadedFile] = []
-        ctype: str | None = None
-        error_code: int | None = None
         if route is None:
             # Unknown routes are recorded so a test fails at once instead of silently passing.
             emu.unknown_routes.append(f"{method} {path}")
             status = 405 if path_exists else 404
-            body = http_error_body(status)
-            error_code = 0
+            outcome = Outcome(status, http_error_body(status), error_code=0)
         elif route.auth and request.headers.get("Authorization") != f"Bot {emu.token}":
-            status, body, error_code = 401, http_error_body(401), 0
+            outcome = Outcome(401, http_error_body(401), error_code=0)
         else:
-            status, body, headers, parsed, files, ctype, error_code = await self._handle(request, route, params, query)
-        response = _json_response(status, body, headers)
+            outcome = await self._handle(request, route, params)
         call = RestCall(
-            method=method, path=path, route=route.key if route else None, query=query, body=parsed,
-            files=[f.filename for f in files], status=status, response=body, started=started,
-            finished=loop.time(), content_type=ctype, error_code=error_code,
+            method=method, path=path, route=route.key if route else None, query=dict(request.query),
+            body=outcome.body_in, files=[f.filename for f in outcome.files], status=outcome.status,
+            response=outcome.body, started=started, finished=loop.time(), content_type=outcome.content_type,
+            error_code=outcome.error_code,
         )
         emu.calls.append(call)
-        if status == 429 and headers.get("X-Emulator-Early") == "1":
+        if outcome.early_retry:
             emu.rate_limit_violations.append(call)
-        response.headers.pop("X-Emulator-Early", None)
         emu.notify()
-        return response
+        return _json_response(outcome.status, outcome.body, outcome.headers)
 
-    async def _handle(self, request: web.Request, route: Route, params: dict[str, str], query: dict[str, str]):
+    async def _handle(self, request: web.Request, route: Route, params: dict[str, str]) -> Outcome:
         emu = self.emu
-        parsed: Any = None
-        files: list[UploadedFile] = []
-        ctype: str | None = None
+        scope = _scope(route, params, emu)
         for fault in emu.faults.take(route.key):
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.status == 429:
-                scope = _scope(route, params, emu)
                 headers = emu.rate_limits.block(route.key, scope, fault.retry_after)
                 headers["Retry-After"] = str(max(1, math.ceil(fault.retry_after)))
                 headers["X-RateLimit-Scope"] = "user"
-                return 429, too_many_requests_body(fault.retry_after), headers, None, [], None, 0
+                return Outcome(429, too_many_requests_body(fault.retry_after), headers, error_code=0)
             if fault.status is not None:
                 body = {"message": "Internal Server Error" if fault.status == 500 else "Server Error", "code": 0}
-                return fault.status, body, {}, None, [], None, 0
-        decision = emu.rate_limits.hit(route.key, _scope(route, params, emu))
+                return Outcome(fault.status, body, error_code=0)
+        decision = emu.rate_limits.hit(route.key, scope)
         if not decision.allowed:
             headers = dict(decision.headers)
             headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
             headers["X-RateLimit-Scope"] = "user"
-            if decision.early:
-                headers["X-Emulator-Early"] = "1"
-            return 429, too_many_requests_body(decision.retry_after), headers, None, [], None, 0
+            return Outcome(429, too_many_requests_body(decision.retry_after), headers, error_code=0,
+                           early_retry=decision.early)
+        outcome = Outcome(200, None, decision.headers)
         try:
-            parsed, files, ctype = await _read_body(request)
-            req = Request(request.method, request.path, route.key, params, query, parsed, files, request.headers)
-            status, body = await route.handler(req)
-            return status, body, decision.headers, parsed, files, ctype, None
+            outcome.body_in, outcome.files, outcome.content_type = await _read_body(request)
+            req = Request(request.method, request.path, route.key, params, dict(request.query), outcome.body_in,
+                          outcome.files, request.headers)
+            outcome.status, outcome.body = await route.handler(req)
         except APIError as exc:
-            return exc.status, exc.body(), decision.headers, parsed, files, ctype, exc.code
+            outcome.status, outcome.body, outcome.error_code = exc.status, exc.body(), exc.code
+        return outcome
 
     async def cdn(self, request: web.Request) -> web.StreamResponse:
         att = self.emu.attachments.get(int(request.match_info["attachment_id"]))
