@@ -106,7 +106,7 @@ class OABot(commands.Bot):
         )
         self.settings = settings
         self.services: Services | None = None
-        self._closing = False
+        self._shutdown: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         settings = self.settings
@@ -139,9 +139,13 @@ class OABot(commands.Bot):
             log.info("synced %d global commands", len(synced))
 
     async def close(self) -> None:
-        if self._closing:
-            return
-        self._closing = True
+        # Every caller (signal handler, `async with`, discord.py itself) waits for the same shutdown,
+        # so the process never exits while the database is still being closed.
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._shutdown)
+
+    async def _close(self) -> None:
         log.info("shutting down")
         # Cogs unload first so they finish or persist work in progress while the database is open.
         for extension in list(self.extensions):
@@ -176,6 +180,7 @@ async def serve(settings: Settings) -> None:
     async with bot:
         try:
             await bot.start(settings.discord.token or "")
-        except discord.LoginFailure:
-            log.error("Discord refused the token: check DISCORD_TOKEN")
-            raise
+        finally:
+            # discord.py's __aexit__ skips close() once the gateway is closed; the rest of the
+            # shutdown (runner, database) must still finish before the loop ends.
+            await bot.close()

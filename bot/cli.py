@@ -46,7 +46,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ModelConfigError as exc:
         raise UsageError(f"[chat] model_path: {exc}") from None
 
-    asyncio.run(serve(settings))
+    import discord
+
+    try:
+        asyncio.run(serve(settings))
+    except discord.LoginFailure:
+        raise UsageError("Discord refused the bot token: check DISCORD_TOKEN") from None
     return 0
 
 

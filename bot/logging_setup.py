@@ -40,3 +40,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level)
     # discord.py's gateway chatter at DEBUG drowns everything else.
     logging.getLogger("discord.gateway").setLevel(max(logging.INFO, root.level))
+    # Alembic announces every plugin and migration step at INFO; only problems matter at start-up.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

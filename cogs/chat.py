@@ -154,7 +154,7 @@ class ChatCog(commands.Cog, name="Chat"):
         queue_notice: dict[str, Any] = {}
 
         async def on_position(position: int) -> None:
-            if position and position > 1:
+            if position and position >= 1:
                 queue_notice["text"] = f"*You are #{position} in the queue, one moment…*"
                 await writer.status(queue_notice["text"])
 

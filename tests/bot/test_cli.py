@@ -91,3 +91,12 @@ def test_duplicate_vote_refused_by_the_database(tmp_path):
         connection.execute(vote)
         with pytest.raises(sqlite3.IntegrityError):
             connection.execute(vote)
+
+
+def test_run_with_a_missing_model_file_exits_2(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(f'[chat]\nmodel_path = "{tmp_path}/nope.gguf"\n')
+    result = run(["run", "--config", str(config)], tmp_path, DISCORD_TOKEN="x")
+    assert result.returncode == 2
+    assert "nope.gguf" in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
