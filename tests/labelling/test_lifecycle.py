@@ -165,3 +165,31 @@ async def test_halt_cancels_open_tasks_and_resume_returns_to_growth(campaign):
         actions = (await session.scalars(select(AuditLog.action).order_by(AuditLog.id))).all()
         assert actions == ["halt_tree", "resume_tree"]
         assert (await session.get(Task, offer.task_id)).state == TaskState.CANCELLED
+
+
+async def test_scoring_failure_parks_the_tree_and_maintenance_retries(campaign, monkeypatch):
+    from bot.labelling import trees
+
+    users = await campaign.users(7)
+    prompt, replies = await campaign.tree_in_ranking(users)
+    real_score = trees.score_tree
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(trees, "score_tree", broken)
+    service = campaign.service
+    for ranker in users[5:7]:
+        offer = await service.request_task(ranker, kinds=[TaskKind.RANK_ASSISTANT_REPLIES])
+        result = await service.submit_ranking(offer.task_id, ranker, replies)
+    assert result.tree_state == TreeState.SCORING_FAILED
+    async with service.sessions() as session:
+        # The ranking itself was recorded; only the scoring is pending.
+        assert len((await session.scalars(select(Ranking))).all()) == 2
+        assert (await session.scalars(select(ScoreEvent).where(ScoreEvent.reason == "placement"))).all() == []
+
+    monkeypatch.setattr(trees, "score_tree", real_score)
+    report = await service.maintain_trees()
+    assert report.advanced == {(await _tree(campaign, prompt)).id: TreeState.READY_FOR_EXPORT}
+    async with service.sessions() as session:
+        assert len((await session.scalars(select(ScoreEvent).where(ScoreEvent.reason == "placement"))).all()) == 2

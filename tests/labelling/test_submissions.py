@@ -213,3 +213,49 @@ async def test_concurrent_reviews_are_counted_and_decided_once(make_campaign):
         assert len(bonuses) == 1
         tree = await session.get(MessageTree, message.tree_id)
         assert tree.state == TreeState.GROWING
+
+
+async def test_parent_full_and_closed_tree_refusals(make_campaign):
+    campaign = make_campaign(**{**SMALL, "max_children": 1, "goal_tree_size": 5, "max_tree_depth": 2})
+    users = await campaign.users(5)
+    prompt = await campaign.accepted_prompt(users[0], users[3:5])
+    # Two writers got a task for the only slot (the second after the 5-minute reservation ran out).
+    first = await campaign.service.request_task(users[1], kinds=[TaskKind.ASSISTANT_REPLY])
+    late = await _forge_task(campaign, users[2], TaskKind.ASSISTANT_REPLY, prompt, {"role": "assistant"})
+    await campaign.service.submit_reply(first.task_id, users[1], "The answer.")
+    assert await _refused(campaign.service.submit_reply(late, users[2], "Mine too.")) == "parent_full"
+    async with campaign.service.sessions() as session:
+        tree_id = (await session.get(Message, prompt)).tree_id
+    other = await _forge_task(campaign, users[2], TaskKind.LABEL_ASSISTANT_REPLY, prompt)
+    async with campaign.service.sessions.begin() as session:
+        (await session.get(MessageTree, tree_id)).state = TreeState.ABORTED_LOW_GRADE
+    assert await _refused(campaign.service.submit_labels(other, users[2], {"spam": 0})) == "tree_closed"
+
+
+async def test_label_after_the_message_was_removed(campaign):
+    users = await campaign.users(3)
+    prompt = await campaign.prompt(users[0])
+    offer = await campaign.service.request_task(users[1], kinds=[TaskKind.LABEL_INITIAL_PROMPT])
+    async with campaign.service.sessions.begin() as session:
+        (await session.get(Message, prompt)).deleted = True
+    assert await _refused(campaign.service.submit_labels(offer.task_id, users[1], {"spam": 0})) == "message_gone"
+
+
+async def test_already_labelled_and_already_ranked(campaign):
+    users = await campaign.users(7)
+    prompt, replies = await campaign.tree_in_ranking(users)
+    reviewer = users[3]  # reviewed both replies in tree_in_ranking
+    task = await _forge_task(campaign, reviewer, TaskKind.LABEL_ASSISTANT_REPLY, replies[0])
+    assert await _refused(campaign.service.submit_labels(task, reviewer, {"spam": 0})) == "already_labelled"
+    offer = await campaign.service.request_task(users[5], kinds=[TaskKind.RANK_ASSISTANT_REPLIES])
+    await campaign.service.submit_ranking(offer.task_id, users[5], replies)
+    again = await _forge_task(campaign, users[5], TaskKind.RANK_ASSISTANT_REPLIES, prompt, {"reply_ids": replies})
+    assert await _refused(campaign.service.submit_ranking(again, users[5], replies)) == "already_ranked"
+
+
+async def test_stale_ranking_when_the_set_changed(campaign):
+    users = await campaign.users(7)
+    prompt, replies = await campaign.tree_in_ranking(users)
+    task = await _forge_task(campaign, users[5], TaskKind.RANK_ASSISTANT_REPLIES, prompt,
+                             {"reply_ids": replies + [999]})
+    assert await _refused(campaign.service.submit_ranking(task, users[5], replies)) == "stale_ranking"
