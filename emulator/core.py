@@ -565,9 +565,6 @@ class Emulator:
         """MESSAGE_CREATE / MESSAGE_UPDATE payload: the message plus guild_id, member and mentions."""
         data = msg.to_dict(viewer_id=self.bot_user.id)
         guild = self.guilds.get(msg.guild_id) if msg.guild_id else None
-        mentions, roles = self._mentions(msg.content, guild)
-        data["mentions"] = [u.to_dict() for u in mentions]
-        data["mention_roles"] = [str(r) for r in roles]
         if guild is not None:
             data["guild_id"] = str(guild.id)
             member = guild.members.get(msg.author.id)

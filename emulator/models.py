@@ -301,18 +301,23 @@ class Message:
             "pinned": self.pinned,
             "flags": self.flags,
         }
+        if self._emu is not None:
+            guild = self._emu.guilds.get(self.guild_id) if self.guild_id else None
+            users, roles = self._emu._mentions(self.content, guild)
+            data["mentions"] = [u.to_dict() for u in users]
+            data["mention_roles"] = [str(r) for r in roles]
         reactions = []
-        for key, users in self.reactions.items():
-            if not users:
+        for key, reactors in self.reactions.items():
+            if not reactors:
                 continue
             reactions.append(
                 {
                     "emoji": self.reaction_emojis[key],
-                    "count": len(users),
-                    "count_details": {"burst": 0, "normal": len(users)},
+                    "count": len(reactors),
+                    "count_details": {"burst": 0, "normal": len(reactors)},
                     "burst_colors": [],
                     "me_burst": False,
-                    "me": viewer_id in users,
+                    "me": viewer_id in reactors,
                     "burst_count": 0,
                 }
             )

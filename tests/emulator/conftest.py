@@ -78,6 +78,21 @@ class SampleBot(commands.Bot):
 
         tree.add_command(chat)
 
+        config = app_commands.Group(name="config", description="Settings", guild_only=True)
+        limits = app_commands.Group(name="limits", description="Limits", parent=config)
+
+        @limits.command(name="set", description="Set a limit")
+        @app_commands.choices(kind=[app_commands.Choice(name="Daily", value="daily"),
+                                    app_commands.Choice(name="Hourly", value="hourly")])
+        async def set_limit(
+            interaction: discord.Interaction, kind: app_commands.Choice[str],
+            value: app_commands.Range[int, 1, 100], who: discord.Member | None = None,
+        ) -> None:
+            target = who.name if who else "everyone"
+            await interaction.response.send_message(f"{kind.value} limit {value} for {target}")
+
+        tree.add_command(config)
+
         @tree.command(description="Start a vote")
         async def vote(interaction: discord.Interaction, topic: str) -> None:
             await interaction.response.send_message(f"Vote: {topic}", view=VoteView())

@@ -50,6 +50,20 @@ async def test_standalone_emulator_driven_over_the_control_api(sample_bot):
             buttons = [c["custom_id"] for row in message["components"] for c in row["components"]]
             assert "vote:yes" in buttons
 
+            # A select menu answered ephemerally, and a modal opened by a button and submitted.
+            pick = await api.call("POST", f"/users/{alice['id']}/select",
+                                  {"message_id": message["id"], "custom_id": "vote:colors", "values": ["green"]})
+            pick = await api.call("GET", f"/interactions/{pick['id']}?wait=5")
+            assert pick["response"]["ephemeral"] and pick["response"]["message"]["content"] == "picked green"
+            opened = await api.call("POST", f"/users/{alice['id']}/click",
+                                    {"message_id": message["id"], "custom_id": "vote:feedback"})
+            opened = await api.call("GET", f"/interactions/{opened['id']}?wait=5")
+            assert opened["response"]["kind"] == "modal" and opened["response"]["modal"]["title"] == "Feedback"
+            submitted = await api.call("POST", f"/users/{alice['id']}/modal",
+                                       {"interaction_id": opened["id"], "values": {"feedback:text": "nice"}})
+            submitted = await api.call("GET", f"/interactions/{submitted['id']}?wait=5&for=message")
+            assert submitted["original"]["content"] == "thanks: nice"
+
             # The click reaches the bot, which updates the message.
             click = await api.call("POST", f"/users/{alice['id']}/click",
                                    {"message_id": message["id"], "custom_id": "vote:yes"})

@@ -272,3 +272,21 @@ async def test_modal_with_labels_select_checkbox_and_file_upload(emulator: Emula
         assert (await done.wait_message()).content == "recorded"
     assert got == [("al", ["happy"], True, [b"x"])]
     assert done.metadata()["triggering_interaction_metadata"]["id"] == str(opened.id)
+
+
+async def test_nested_subcommand_group_with_choices_ranges_and_members(world):
+    emu, guild, alice, mod, bot = world
+    general = guild.channel("general")
+    it = await alice.slash("config limits set", {"kind": "daily", "value": 5, "who": mod}, channel=general)
+    assert (await it.wait_message()).content == "daily limit 5 for mod"
+    group = it.payload["data"]["options"][0]
+    assert (group["name"], group["type"], group["options"][0]["name"]) == ("limits", 2, "set")
+    assert it.payload["data"]["resolved"]["members"][str(mod.id)]["roles"] == [str(emu.moderator_role(guild).id)]
+    # What the Discord client would not let a user send:
+    for bad in ({"kind": "weekly", "value": 5}, {"kind": "daily", "value": 500}, {"value": 5}):
+        with pytest.raises(CommandUnavailable):
+            await alice.slash("config limits set", bad, channel=general)
+    with pytest.raises(CommandUnavailable):
+        await alice.slash("config limits", {"kind": "daily", "value": 1}, channel=general)
+    with pytest.raises(CommandUnavailable):
+        await alice.slash("config limits set", {"kind": "daily", "value": 1})  # guild only, not in DMs
