@@ -46,7 +46,8 @@ async def maintain_trees_in(session: AsyncSession, ctx: Context) -> MaintenanceR
         report.promoted += await promote_lottery(session, ctx, lang)
     due = (await session.scalars(
         select(MessageTree).where(MessageTree.state.in_(
-            [TreeState.GROWING, TreeState.RANKING, TreeState.READY_FOR_SCORING, TreeState.SCORING_FAILED]
+            [TreeState.GROWING, TreeState.RANKING, TreeState.BACKLOG_RANKING, TreeState.READY_FOR_SCORING,
+             TreeState.SCORING_FAILED]
         )).order_by(MessageTree.id)
     )).all()
     for tree in due:

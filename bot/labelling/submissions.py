@@ -22,6 +22,7 @@ from bot.labelling.trees import (
     LABEL_KINDS,
     LIVE,
     RANK_KINDS,
+    RANKING_STATES,
     REPLY_KINDS,
     abort_tree,
     activate_or_queue,
@@ -237,7 +238,7 @@ async def submit_ranking(session: AsyncSession, ctx: Context, task_id: int, user
     parent = await session.get(Message, task.target_message_id, populate_existing=True)
     if parent is None or parent.deleted:
         raise TaskRefused("message_gone")
-    if tree.state != TreeState.RANKING:
+    if tree.state not in RANKING_STATES:
         raise TaskRefused("tree_closed")
     current = (
         await session.execute(

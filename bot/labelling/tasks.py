@@ -19,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.labelling.context import Context
 from bot.labelling.errors import NoTaskAvailable, UnknownUser
 from bot.labelling.labels import label_names
-from bot.labelling.trees import LABEL_KINDS, LIVE, RANK_KINDS, REPLY_KINDS, ranked_parent_roles
+from bot.labelling.trees import (
+    LABEL_KINDS,
+    LIVE,
+    RANK_KINDS,
+    RANKING_STATES,
+    REPLY_KINDS,
+    ranked_parent_roles,
+)
 from storage.enums import Role, TaskKind, TaskState, TreeState
 from storage.models import Label, Message, MessageTree, Ranking, Task, User
 
@@ -264,7 +271,7 @@ async def _find_rank(session: AsyncSession, ctx: Context, user_id: int, lang: st
             select(Message.id, Message.tree_id, Message.role)
             .join(MessageTree, MessageTree.id == Message.tree_id)
             .where(
-                MessageTree.state == TreeState.RANKING, MessageTree.lang == lang,
+                MessageTree.state.in_(RANKING_STATES), MessageTree.lang == lang,
                 Message.deleted.is_(False), Message.review_result.is_(True), Message.role.in_(roles),
                 accepted_children >= 2,
                 real_rankings < settings.rankings_needed,

@@ -27,6 +27,9 @@ LABEL_KINDS = (TaskKind.LABEL_INITIAL_PROMPT, TaskKind.LABEL_PROMPTER_REPLY, Tas
 # Trees that will never change again, or only through a moderator.
 CLOSED_STATES = (TreeState.ABORTED_LOW_GRADE, TreeState.HALTED_BY_MODERATOR, TreeState.READY_FOR_EXPORT)
 
+# Trees whose reply sets are being ranked: grown here, or imported as a backlog to rank only.
+RANKING_STATES = (TreeState.RANKING, TreeState.BACKLOG_RANKING)
+
 # Not rejected: accepted or still in review. Such children take a slot among a parent's max_children.
 LIVE = or_(Message.review_result.is_(None), Message.review_result.is_(True))
 
@@ -217,7 +220,7 @@ async def advance_tree(session: AsyncSession, ctx: Context, tree: MessageTree) -
                 accepted >= ctx.settings.goal_tree_size or not await can_grow(session, ctx, tree.id)
             ):
                 await leave_growing(session, ctx, tree, TreeState.RANKING)
-        elif tree.state == TreeState.RANKING:
+        elif tree.state in RANKING_STATES:
             sets = await rankable_sets(session, ctx, tree.id)
             counts = await ranking_counts(session, list(sets))
             if all(settled(counts[p], ctx) for p in sets):

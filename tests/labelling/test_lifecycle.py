@@ -193,3 +193,15 @@ async def test_scoring_failure_parks_the_tree_and_maintenance_retries(campaign, 
     assert report.advanced == {(await _tree(campaign, prompt)).id: TreeState.READY_FOR_EXPORT}
     async with service.sessions() as session:
         assert len((await session.scalars(select(ScoreEvent).where(ScoreEvent.reason == "placement"))).all()) == 2
+
+
+async def test_backlog_ranking_trees_are_ranked_and_scored_like_grown_ones(campaign):
+    users = await campaign.users(7)
+    prompt, replies = await campaign.tree_in_ranking(users)
+    tree = await _tree(campaign, prompt)
+    async with campaign.service.sessions.begin() as session:
+        (await session.get(MessageTree, tree.id)).state = TreeState.BACKLOG_RANKING
+    for ranker in users[5:7]:
+        offer = await campaign.service.request_task(ranker, kinds=[TaskKind.RANK_ASSISTANT_REPLIES])
+        result = await campaign.service.submit_ranking(offer.task_id, ranker, replies)
+    assert result.tree_state == TreeState.READY_FOR_EXPORT
