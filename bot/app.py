@@ -76,6 +76,7 @@ async def start_chat(
             model=settings.openai_model,
             api_key=settings.openai_api_key,
             n_ctx=settings.context_size,
+            max_concurrency=settings.parallel,
             timeout_s=settings.reply_timeout_seconds,
         )
     else:
@@ -87,6 +88,7 @@ async def start_chat(
             path,
             n_ctx=settings.context_size,
             n_threads=settings.threads,
+            n_parallel=settings.parallel,
             state_cache_bytes=settings.state_cache_mb << 20,
         )
     await runner.start()

@@ -115,6 +115,8 @@ class ChatSettings(Section):
     context_size: PosInt = 4096
     threads: PosInt | None = None
     max_reply_tokens: PosInt = 512
+    # Conversations the model generates at once, batched; more wait in a queue that is fair per user.
+    parallel: PosInt = 4
     system_prompt: str = "You are a helpful assistant."
     max_system_prompt_chars: PosInt = 1500
     preset: Literal["k50", "k50-creative", "k50-precise", "nucleus9"] = "k50"

@@ -156,3 +156,32 @@ async def test_chat_switched_off_says_so(emulator, start_bot, make_settings):
         asked = await dave.dm("hello?")
         answer = await emu.wait_for_message(dave, after=asked)
         assert "Chat is switched off" in answer.content and "enabled = false" in answer.content
+
+
+async def test_a_waiting_user_sees_the_queue_position(emulator, start_bot, make_settings):
+    emu = emulator
+    first, second = await emu.create_user("first"), await emu.create_user("second")
+    async with start_bot(make_settings(parallel=1, max_reply_tokens=120, preset="k50")):
+        a = await first.dm("Tell me a long story about the sea.")
+        await emu.wait_for(lambda: emu.bot_messages(first))  # the first user is being answered
+        b = await second.dm("Tell me a story too.")
+        reply = await finished_reply(emu, second, b)
+        assert reply.contents[0].startswith("*You are #1 in the queue")
+        assert not reply.content.startswith("*You are")
+        await finished_reply(emu, first, a)
+
+
+async def test_mentions_in_a_server_channel_are_answered_when_enabled(emulator, start_bot, make_settings):
+    emu = emulator
+    guild = await emu.create_guild("Server", channels=["general"])
+    erin = await emu.create_user("erin", guild=guild)
+    general = guild.channel("general")
+    async with start_bot(make_settings(answer_mentions=True)):
+        asked = await erin.send(general, f"<@{emu.bot_user.id}> What is the capital of France?")
+        answer = await finished_reply(emu, general, asked)
+        assert "paris" in answer.content.lower()
+        assert answer.message_reference["message_id"] == str(asked.id)
+        ignored = await erin.send(general, "What is the capital of Spain?")
+        await erin.send(general, f"<@{emu.bot_user.id}> hi")
+        after = await emu.wait_for_message(general, after=ignored)
+        assert after.message_reference["message_id"] != str(ignored.id)
