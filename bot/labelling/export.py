@@ -49,7 +49,6 @@ temporary name and renamed at the end, so a failed export never leaves a truncat
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gzip
 import json
@@ -79,6 +78,8 @@ from storage.models import (
     User,
 )
 
+# One encoder for the whole run: json.dumps with any option builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 FORMATS = ("oasst-trees", "oasst-messages", "preferences", "sft")
 DEFAULT_STATES = (TreeState.READY_FOR_EXPORT.value,)
 BATCH_TREES = 250
@@ -237,44 +238,33 @@ async def _tree_batches(
     include_deleted: bool,
     user_id: Any,
 ) -> AsyncIterator[tuple[int, list[_Tree]]]:
-    """Yield (trees read so far, the batch's exportable trees).
-
-    The next batch is read while the caller turns this one into lines: SQLite works in
-    aiosqlite's thread without the GIL, so the two overlap; at most two batches are in memory.
-    """
+    """Yield (trees read so far, the batch's exportable trees)."""
+    # Reading the next batch while writing this one was measured: no gain, both sides need the GIL.
     seen = 0
-    pending = asyncio.ensure_future(_fetch_batch(sessions, where, 0, batch_size, with_annotations))
-    try:
-        while True:
-            batch = await pending
-            if not batch.heads:
-                return
-            seen += len(batch.heads)
-            pending = asyncio.ensure_future(
-                _fetch_batch(sessions, where, batch.heads[-1][0], batch_size, with_annotations)
+    after = 0
+    while True:
+        batch = await _fetch_batch(sessions, where, after, batch_size, with_annotations)
+        if not batch.heads:
+            return
+        seen += len(batch.heads)
+        after = batch.heads[-1][0]
+        by_tree: dict[int, list[_Node]] = defaultdict(list)
+        emojis, labels = batch.emojis, batch.labels
+        for row in batch.rows:
+            node = _Node(
+                row[0], row[2], row[3], row[4], row[5], row[6], row[7], row[8], bool(row[9]), row[10],
+                bool(row[11]), _utc(row[12]), user_id(row[13]), bool(row[14]),
             )
-            by_tree: dict[int, list[_Node]] = defaultdict(list)
-            emojis, labels = batch.emojis, batch.labels
-            for row in batch.rows:
-                node = _Node(
-                    row[0], row[2], row[3], row[4], row[5], row[6], row[7], row[8], bool(row[9]), row[10],
-                    bool(row[11]), _utc(row[12]), user_id(row[13]), bool(row[14]),
-                )
-                if with_annotations:
-                    node.emojis = emojis.get(node.id, {})
-                    node.labels = labels.get(node.id, {})
-                by_tree[row[1]].append(node)
-            trees = []
-            for tree_id, state, lang in batch.heads:
-                prompt = _assemble(by_tree.get(tree_id, ()), include_deleted)
-                if prompt is not None:
-                    trees.append(_Tree(tree_id, state, lang, prompt))
-            yield seen, trees
-    finally:
-        # Let the read in flight finish rather than cancel it halfway through a connection call;
-        # it is one batch, and its result or error no longer matters.
-        with contextlib.suppress(Exception):
-            await pending
+            if with_annotations:
+                node.emojis = emojis.get(node.id, {})
+                node.labels = labels.get(node.id, {})
+            by_tree[row[1]].append(node)
+        trees = []
+        for tree_id, state, lang in batch.heads:
+            prompt = _assemble(by_tree.get(tree_id, ()), include_deleted)
+            if prompt is not None:
+                trees.append(_Tree(tree_id, state, lang, prompt))
+        yield seen, trees
 
 
 def _assemble(nodes: Iterable[_Node], include_deleted: bool) -> _Node | None:
@@ -301,35 +291,42 @@ def _assemble(nodes: Iterable[_Node], include_deleted: bool) -> _Node | None:
 
 
 def _message_record(node: _Node) -> dict[str, Any]:
-    return {
-        "message_id": str(node.id),
-        "parent_id": None if node.parent_id is None else str(node.parent_id),
-        "user_id": node.user_id,
-        "created_date": node.created_at.isoformat(),
-        "text": node.text,
-        "role": node.role,
-        "lang": node.lang,
-        "review_count": node.review_count,
-        "review_result": node.review_result,
-        "deleted": node.deleted,
-        "rank": node.rank,
-        "synthetic": node.synthetic,
-        "model_name": node.model_name,
-    }
+    """The message's own fields, empty ones left out (built directly: this runs once per message)."""
+    record: dict[str, Any] = {"message_id": str(node.id)}
+    if node.parent_id is not None:
+        record["parent_id"] = str(node.parent_id)
+    if node.user_id is not None:
+        record["user_id"] = node.user_id
+    record["created_date"] = node.created_at.isoformat()
+    record["text"] = node.text
+    record["role"] = node.role
+    if node.lang:
+        record["lang"] = node.lang
+    record["review_count"] = node.review_count
+    if node.review_result is not None:
+        record["review_result"] = node.review_result
+    record["deleted"] = node.deleted
+    if node.rank is not None:
+        record["rank"] = node.rank
+    record["synthetic"] = node.synthetic
+    if node.model_name:
+        record["model_name"] = node.model_name
+    return record
 
 
 def _nested(node: _Node) -> dict[str, Any]:
     record = _message_record(node)
-    record["emojis"] = dict(sorted(node.emojis.items()))
-    record["labels"] = {name: {"value": mean, "count": count} for name, (mean, count) in sorted(node.labels.items())}
-    record["replies"] = [_nested(child) for child in node.replies]
-    return _compact(record)
+    if node.emojis:
+        record["emojis"] = dict(sorted(node.emojis.items()))
+    if node.labels:
+        record["labels"] = {name: {"value": mean, "count": count} for name, (mean, count) in sorted(node.labels.items())}
+    if node.replies:
+        record["replies"] = [_nested(child) for child in node.replies]
+    return record
 
 
 def _tree_lines(tree: _Tree) -> Iterator[dict[str, Any]]:
-    yield _compact(
-        {"message_tree_id": str(tree.prompt.id), "tree_state": tree.state, "prompt": _nested(tree.prompt)}
-    )
+    yield {"message_tree_id": str(tree.prompt.id), "tree_state": tree.state, "prompt": _nested(tree.prompt)}
 
 
 def _depth_first(root: _Node) -> Iterator[_Node]:
@@ -356,7 +353,7 @@ def _message_lines(tree: _Tree) -> Iterator[dict[str, Any]]:
                 "value": [node.labels[n][0] for n in names],
                 "count": [node.labels[n][1] for n in names],
             }
-        yield _compact(record)
+        yield record
 
 
 def _turn(node: _Node) -> dict[str, str]:
@@ -617,10 +614,12 @@ async def export(
     try:
         with _open(partial, compress=path.suffix == ".gz") as out:
 
+            encode = _ENCODER.encode
+
             def write(records: Iterable[dict[str, Any]]) -> int:
                 count = 0
                 for record in records:
-                    out.write(json.dumps(record, ensure_ascii=False))
+                    out.write(encode(record))
                     out.write("\n")
                     count += 1
                 return count
