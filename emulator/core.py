@@ -189,7 +189,7 @@ class Emulator:
 
     async def stop(self) -> None:
         if self._runner is not None:
-            self.gateway.drop(abrupt=False, code=1001)
+            await self.gateway.close_all(code=1001)
             await self._runner.cleanup()
             self._runner = None
 

@@ -153,6 +153,7 @@ class Gateway:
         # Connections closed because the client stopped heartbeating (e.g. its event loop was blocked).
         self.heartbeat_timeouts = 0
         self._duplicate_next: list[str] = []
+        self._closing: set[asyncio.Future] = set()
 
     # ---- fault injection -------------------------------------------------------------------------------
 
@@ -166,9 +167,16 @@ class Gateway:
                 # No close frame, as when a network path dies.
                 conn.request.transport.abort()
             else:
-                asyncio.ensure_future(conn.ws.close(code=code))
+                self._closing.add(asyncio.ensure_future(conn.ws.close(code=code)))
             dropped += 1
         return dropped
+
+    async def close_all(self, code: int = 1001) -> None:
+        """Close every connection with a close frame and wait until they are closed (server shutdown)."""
+        self.drop(abrupt=False, code=code)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        self._closing.clear()
 
     def reconnect(self) -> None:
         """Send op 7 RECONNECT: the client closes and resumes."""
@@ -216,7 +224,7 @@ class Gateway:
                 bit = needed[0] if guild_id is not None else needed[1]
                 if bit and not session.intents & bit:
                     continue
-            payload = data
+            payload = self._guild_payload(session, data) if event == "GUILD_CREATE" else data
             if (
                 content_of is not None
                 and guild_id is not None
@@ -392,8 +400,15 @@ class Gateway:
         }
         self._send_dispatch(session, "READY", ready)
         for guild in guilds:
-            self._send_dispatch(session, "GUILD_CREATE", guild.gateway_dict())
+            self._send_dispatch(session, "GUILD_CREATE", self._guild_payload(session, guild.gateway_dict()))
         return None
+
+    def _guild_payload(self, session: Session, data: dict[str, Any]) -> dict[str, Any]:
+        """Without the GUILD_MEMBERS intent, GUILD_CREATE carries only the bot's own member (Discord's rule)."""
+        if session.intents & GUILD_MEMBERS:
+            return data
+        me = str(self.emu.bot_user.id)
+        return {**data, "members": [m for m in data.get("members", []) if m["user"]["id"] == me]}
 
     def _resume(self, conn: Connection, d: dict[str, Any]) -> int | None:
         if d.get("token", "").removeprefix("Bot ") != self.emu.token:
@@ -413,7 +428,7 @@ class Gateway:
             old = session.connection
             old.server_closed = True
             self._detach(old)
-            asyncio.ensure_future(old.ws.close(code=4000))
+            self._closing.add(asyncio.ensure_future(old.ws.close(code=4000)))
         self.resume_count += 1
         session.connection = conn
         conn.session = session

@@ -99,3 +99,19 @@ async def test_blocking_the_event_loop_misses_heartbeats_and_costs_a_reconnect()
     finally:
         await emu.stop()
     assert emu.unknown_routes == []
+
+
+@pytest.mark.parametrize("members_intent", [False, True])
+async def test_guild_members_arrive_only_with_the_members_intent(emulator: Emulator, members_intent: bool):
+    emu = emulator
+    guild = await emu.create_guild()
+    alice = await emu.create_user("alice", guild=guild)
+    intents = discord.Intents.default()
+    intents.members = members_intent
+    client = discord.Client(intents=intents)
+    async with run_client(client, emu):
+        dguild = client.get_guild(guild.id)
+        assert dguild.me is not None and dguild.member_count == 3
+        assert (dguild.get_member(alice.id) is not None) is members_intent
+        # Fetching over REST works either way.
+        assert (await dguild.fetch_member(alice.id)).name == "alice"
