@@ -87,16 +87,36 @@ class ChatCog(commands.Cog, name="Chat"):
         self.settings = bot.settings.chat
         self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._streams: set[Any] = set()
+        self._resuming: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(ReplyButton)
         if self.chat is not None:
-            interrupted = await self.chat.interrupted_replies()
-            if interrupted:
-                log.warning("%d chat replies were interrupted by a restart and are marked failed", len(interrupted))
+            self._resuming = asyncio.create_task(self._answer_interrupted())
+
+    async def _answer_interrupted(self) -> None:
+        """Answer the messages a crash or restart left without a reply: nothing a user wrote is lost."""
+        assert self.chat is not None
+        turns = await self.chat.interrupted_turns()
+        if not turns:
+            return
+        await self.bot.wait_until_ready()
+        log.info("answering %d chat messages interrupted by a restart", len(turns))
+        for channel_id, turn in turns:
+            try:
+                channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
+                async with self._user_locks[turn.user_discord_id]:
+                    await self.stream_reply(
+                        channel, turn, preface="*I was restarted while answering you; here is my reply.*\n"
+                    )
+            except discord.HTTPException:
+                log.exception("could not resume chat reply %s", turn.reply_id)
+                await self.chat.finish_reply(turn.reply_id, "", state=ChatMessageState.FAILED)
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(ReplyButton)
+        if self._resuming is not None:
+            self._resuming.cancel()
         for stream in list(self._streams):
             stream.cancel()
 
@@ -143,13 +163,14 @@ class ChatCog(commands.Cog, name="Chat"):
             await self.stream_reply(message.channel, turn, reference=message if message.guild else None)
 
     async def stream_reply(self, channel: discord.abc.Messageable, turn: ChatTurn, *,
-                           reference: discord.Message | None = None, alternatives: bool = False) -> None:
+                           reference: discord.Message | None = None, alternatives: bool = False,
+                           preface: str = "") -> None:
         assert self.chat is not None
         from model_runner.params import preset as sampling_preset
 
         seed = None if self.settings.seed is None else (self.settings.seed + turn.reply_id) % (2**32 - 1)
         params = sampling_preset(turn.preset, max_tokens=self.settings.max_reply_tokens, seed=seed)
-        note = "*Older messages were left out to fit my memory.*\n" if turn.dropped_messages else ""
+        note = preface + ("*Older messages were left out to fit my memory.*\n" if turn.dropped_messages else "")
         writer = _PageWriter(channel, self.settings.edit_interval_seconds, reference=reference)
         queue_notice: dict[str, Any] = {}
 

@@ -67,6 +67,7 @@ class ChatTurn:
     """Everything the cog needs to ask the model for one reply."""
 
     conversation_id: int
+    user_discord_id: int
     user_message_id: int
     reply_id: int
     messages: list[dict[str, str]]
@@ -291,7 +292,7 @@ class ChatService:
             session.add(reply)
             conversation.updated_at = now
             await session.flush()
-            turn = await self._turn(session, conversation, message.id, reply.id, effective.preset)
+            turn = await self._turn(session, conversation, message.id, reply.id, effective.preset, discord_id)
             await session.commit()
             return turn
 
@@ -309,7 +310,13 @@ class ChatService:
         )
 
     async def _turn(
-        self, session: AsyncSession, conversation: ChatConversation, user_message_id: int, reply_id: int, preset: str
+        self,
+        session: AsyncSession,
+        conversation: ChatConversation,
+        user_message_id: int,
+        reply_id: int,
+        preset: str,
+        user_discord_id: int,
     ) -> ChatTurn:
         rows = (
             await session.execute(
@@ -330,6 +337,7 @@ class ChatService:
         messages, dropped = budget_context(system_prompt, history, max_prompt, system_tokens)
         return ChatTurn(
             conversation_id=conversation.id,
+            user_discord_id=user_discord_id,
             user_message_id=user_message_id,
             reply_id=reply_id,
             messages=messages,
@@ -442,7 +450,7 @@ class ChatService:
             alternative = self._open_reply(conversation, reply.parent_id, preset, now)
             session.add(alternative)
             await session.flush()
-            turn = await self._turn(session, conversation, reply.parent_id, alternative.id, preset)
+            turn = await self._turn(session, conversation, reply.parent_id, alternative.id, preset, discord_id)
             await session.commit()
             return turn
 
@@ -514,18 +522,35 @@ class ChatService:
             if not already:
                 await self._record_choice(session, kept[0], [alt for alt in alternatives if not alt.kept])
 
-    async def interrupted_replies(self) -> list[int]:
-        """Replies left `generating` by a crash or restart: marked failed, their ids returned."""
+    async def interrupted_turns(
+        self, max_age: timedelta = timedelta(hours=1), now: datetime | None = None
+    ) -> list[tuple[int | None, ChatTurn]]:
+        """Replies a crash or restart left half-written: recent ones come back as (channel id, turn) to
+        answer again; older ones are marked failed (the user has moved on)."""
+        now = now or datetime.now(UTC)
+        resumable: list[tuple[int | None, ChatTurn]] = []
         async with self.sessions() as session:
-            ids = list((await session.scalars(select(ChatMessage.id).where(ChatMessage.state == GENERATING))).all())
-            for reply_id in ids:
-                reply = await session.get(ChatMessage, reply_id)
-                assert reply is not None
-                reply.state = ChatMessageState.FAILED
-                reply.kept = False
-                await self._restore_kept(session, reply)
+            rows = (
+                await session.execute(
+                    select(ChatMessage, ChatConversation, User.discord_id)
+                    .join(ChatConversation, ChatConversation.id == ChatMessage.conversation_id)
+                    .join(User, User.id == ChatConversation.user_id)
+                    .where(ChatMessage.state == GENERATING)
+                    .order_by(ChatMessage.id)
+                )
+            ).all()
+            for reply, conversation, discord_id in rows:
+                if conversation.active and reply.created_at > now - max_age and reply.parent_id is not None:
+                    reply.text = ""
+                    preset = reply.preset or self.settings.preset
+                    turn = await self._turn(session, conversation, reply.parent_id, reply.id, preset, discord_id)
+                    resumable.append((conversation.discord_channel_id, turn))
+                else:
+                    reply.state = ChatMessageState.FAILED
+                    reply.kept = False
+                    await self._restore_kept(session, reply)
             await session.commit()
-            return ids
+        return resumable
 
     async def export_user(self, discord_id: int) -> bytes:
         """The user's own conversations as JSON lines, for /chat export."""

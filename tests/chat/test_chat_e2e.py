@@ -185,3 +185,30 @@ async def test_mentions_in_a_server_channel_are_answered_when_enabled(emulator, 
         await erin.send(general, f"<@{emu.bot_user.id}> hi")
         after = await emu.wait_for_message(general, after=ignored)
         assert after.message_reference["message_id"] != str(ignored.id)
+
+
+async def test_a_message_left_unanswered_by_a_crash_is_answered_after_restart(emulator, start_bot, make_settings):
+    from bot.chat.service import ChatService
+    from storage import db
+
+    emu = emulator
+    frank = await emu.create_user("frank")
+    settings = make_settings()
+    # The state a crash leaves: the user's message stored, its reply still `generating`.
+    engine = db.create_engine(settings.database.url)
+    await db.upgrade(engine)
+
+    async def count(text: str) -> int:
+        return len(text.split())
+
+    chat = ChatService(db.session_factory(engine), settings.chat, count, "SmolLM2-135M-Instruct.Q4_1")
+    turn = await chat.begin_turn(frank.id, "What is the capital of France?", channel_id=frank.dm_channel.id)
+    await engine.dispose()
+
+    async with start_bot(settings) as bot:
+        answer = await emu.wait_for_message(frank, lambda m: bool(m.components), timeout=60)
+        assert answer.content.startswith("*I was restarted while answering you")
+        assert "paris" in answer.content.lower()
+        async with bot.services.sessions() as session:
+            reply = await session.get(ChatMessage, turn.reply_id)
+            assert reply.state == "complete" and "Paris" in reply.text

@@ -171,11 +171,15 @@ async def test_failed_regeneration_restores_previous_answer(sessions):
 
 async def test_interrupted_replies_after_restart(sessions):
     chat = service(sessions)
-    turn = await chat.begin_turn(1, "a question before the crash")
-    assert await chat.interrupted_replies() == [turn.reply_id]
+    start = datetime.now(UTC)
+    old = await chat.begin_turn(1, "asked long ago", channel_id=5, now=start - timedelta(hours=3))
+    recent = await chat.begin_turn(2, "a question before the crash", channel_id=6)
+    resumed = await chat.interrupted_turns()
+    assert [(channel, turn.reply_id) for channel, turn in resumed] == [(6, recent.reply_id)]
+    assert resumed[0][1].messages[-1] == {"role": "user", "content": "a question before the crash"}
     async with sessions() as session:
-        message = await session.get(ChatMessage, turn.user_message_id)
-        assert message.text == "a question before the crash"
+        assert (await session.get(ChatMessage, old.reply_id)).state == ChatMessageState.FAILED
+        assert (await session.get(ChatMessage, old.user_message_id)).text == "asked long ago"
 
 
 async def test_settings_system_prompt_preset_optout_and_export(sessions):
