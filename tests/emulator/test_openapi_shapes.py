@@ -78,7 +78,7 @@ async def exercise_everything(emu: Emulator, bot, guild, alice) -> None:
     assert fetched.content == "hello edited"
     assert [m.id async for m in channel.history(limit=10)] == [msg.id]
     await msg.pin()
-    assert [m.id for m in await channel.pins()] == [msg.id]
+    assert [m.id async for m in channel.pins()] == [msg.id]
     await msg.unpin()
 
     # Reactions: own, others', listing, clearing.
