@@ -23,7 +23,7 @@ from bot.labelling.service import LabellingService
 from bot.labelling.tasks import TaskOffer
 from bot.labelling.trees import RANK_KINDS, REPLY_KINDS
 from storage.enums import TaskKind, TaskState, TreeState
-from storage.models import MessageTree, Ranking, Task
+from storage.models import Message, MessageTree, Ranking, Task
 
 SIMULATION_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 LIKERT = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -76,6 +76,11 @@ class SimulationReport:
     honest_rankings: int
     troll_rankings: int
     votes: int
+    # Review outcomes against the hidden truth: how well the acceptance rule sorts wheat from chaff.
+    honest_messages_rejected: int
+    honest_messages_reviewed: int
+    spam_accepted: int
+    spam_reviewed: int
     refusals: dict[str, int]
     stop_reason: str
     unfinished: dict[str, str] = field(default_factory=dict)
@@ -100,6 +105,10 @@ class SimulationReport:
             f"mean ranking agreement: honest {fmt(self.honest_mean_agreement)} ({self.honest_rankings} rankings), "
             f"trolls {fmt(self.troll_mean_agreement)} ({self.troll_rankings} rankings)",
         ]
+        lines.append(
+            f"review outcomes: {self.honest_messages_rejected} of {self.honest_messages_reviewed} honest messages "
+            f"rejected, {self.spam_accepted} of {self.spam_reviewed} spam messages accepted"
+        )
         if self.refusals:
             lines.append("refused submissions: " + ", ".join(f"{r} {n}" for r, n in sorted(self.refusals.items())))
         for tree, why in self.unfinished.items():
@@ -311,6 +320,9 @@ class Simulation:
                 select(Ranking.user_id, Ranking.agreement).where(Ranking.agreement.is_not(None))
             )).all()
             unfinished = await self._unfinished(session)
+            reviewed = (await session.execute(
+                select(Message.id, Message.review_result).where(Message.review_result.is_not(None))
+            )).all()
         honest = [a for u, a in agreements if u not in trolls]
         troll = [a for u, a in agreements if u in trolls]
         exported = by_state.get(TreeState.READY_FOR_EXPORT, 0)
@@ -322,6 +334,10 @@ class Simulation:
             honest_mean_agreement=round(sum(honest) / len(honest), 3) if honest else None,
             troll_mean_agreement=round(sum(troll) / len(troll), 3) if troll else None,
             honest_rankings=len(honest), troll_rankings=len(troll), votes=self.votes,
+            honest_messages_rejected=sum(1 for m, ok in reviewed if m not in self.spam and not ok),
+            honest_messages_reviewed=sum(1 for m, _ in reviewed if m not in self.spam),
+            spam_accepted=sum(1 for m, ok in reviewed if m in self.spam and ok),
+            spam_reviewed=sum(1 for m, _ in reviewed if m in self.spam),
             refusals=dict(self.refusals), stop_reason=stop_reason, unfinished=unfinished, rounds=rounds,
             simulated_hours=round((self.clock.now - SIMULATION_START).total_seconds() / 3600, 1),
         )
