@@ -99,41 +99,53 @@ def ensure_random_model(cache_dir: Path, quick: bool) -> Path:
     return target
 
 
-async def raw_decode_rate(model: Path, threads: int, messages: list[dict[str, str]], n_tokens: int,
-                          reps: int) -> list[float]:
-    """Chunks/s between first and last chunk of llama-cpp-python's own streaming chat."""
-    import llama_cpp
+class RawLlama:
+    """Plain llama-cpp-python on the same file and threads: the baseline."""
 
-    def run() -> list[float]:
-        llm = llama_cpp.Llama(str(model), n_ctx=2048, n_threads=threads, n_batch=512, verbose=False)
-        rates = []
-        for _ in range(reps):
-            llm.reset()
-            stamps = []
-            for chunk in llm.create_chat_completion(
-                messages, max_tokens=n_tokens, temperature=K50.temperature, top_k=K50.top_k, top_p=K50.top_p,
-                min_p=0.0, repeat_penalty=K50.repeat_penalty, stream=True,
-            ):
-                if chunk["choices"][0]["delta"].get("content"):
-                    stamps.append(time.perf_counter())
-            rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
-        llm.close()
-        return rates
+    def __init__(self, model: Path, threads: int) -> None:
+        import llama_cpp
 
-    return await asyncio.to_thread(run)  # off the loop, like any blocking work
+        self.llm = llama_cpp.Llama(str(model), n_ctx=2048, n_threads=threads, n_batch=512, verbose=False)
+
+    def decode_rate(self, messages: list[dict[str, str]], n_tokens: int) -> float:
+        """Chunks/s between the first and the last chunk of its own streaming chat."""
+        self.llm.reset()
+        stamps = []
+        for chunk in self.llm.create_chat_completion(
+            messages, max_tokens=n_tokens, temperature=K50.temperature, top_k=K50.top_k, top_p=K50.top_p,
+            min_p=0.0, repeat_penalty=K50.repeat_penalty, stream=True,
+        ):
+            if chunk["choices"][0]["delta"].get("content"):
+                stamps.append(time.perf_counter())
+        return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
 async def runner_decode_rate(runner: LlamaCppRunner, messages: list[dict[str, str]], n_tokens: int,
-                             reps: int, lag: LagMeter) -> list[float]:
-    rates = []
+                             key: str, lag: LagMeter) -> float:
+    stamps = []
+    with lag:
+        async for _ in runner.stream_chat(messages, K50.with_(max_tokens=n_tokens), user_key="bench",
+                                          conversation_key=key):
+            stamps.append(time.perf_counter())
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+async def runner_vs_raw(runner: LlamaCppRunner, raw: RawLlama, n_tokens: int, reps: int,
+                        lag: LagMeter) -> dict[str, Any]:
+    """Alternate raw and runner repetitions so that load changes on the machine hit both."""
+    messages = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
+    await asyncio.to_thread(raw.decode_rate, messages, 8)  # warm both up (page in the weights)
+    await runner_decode_rate(runner, messages, 8, "warmup", LagMeter())
+    raw_rates, ours = [], []
     for i in range(reps):
-        stamps = []
-        with lag:
-            async for _ in runner.stream_chat(messages, K50.with_(max_tokens=n_tokens), user_key="bench",
-                                              conversation_key=f"rate{i}"):
-                stamps.append(time.perf_counter())
-        rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
-    return rates
+        raw_rates.append(await asyncio.to_thread(raw.decode_rate, messages, n_tokens))
+        ours.append(await runner_decode_rate(runner, messages, n_tokens, f"rate{i}", lag))
+    return {
+        "raw_tokens_per_s": round(statistics.median(raw_rates), 2),
+        "runner_tokens_per_s": round(statistics.median(ours), 2),
+        "runner_vs_raw": round(statistics.median(ours) / statistics.median(raw_rates), 3),
+        "pair_ratios": [round(o / r, 3) for o, r in zip(ours, raw_rates, strict=True)],
+    }
 
 
 async def cache_speedup(runner: LlamaCppRunner, history_tokens: int, lag: LagMeter) -> dict[str, Any]:
@@ -163,18 +175,22 @@ async def cache_speedup(runner: LlamaCppRunner, history_tokens: int, lag: LagMet
     cold_hist = await history("cold")
     t_cold, n_cold = await ttft([*cold_hist, question], "cold")
 
-    # Live: turns 1-9 ran on this runner, so the context already holds them.
-    hist = await history("live")
-    await ttft(hist[:-1], "live")  # turn 9: the model read the history and wrote its reply...
-    t_live, n_live = await ttft([*hist, question], "live")  # ...turn 10 only reads what is new
+    async def turn_9(tag: str) -> list[dict[str, str]]:
+        # The model reads turns 1-8 plus the 9th question and writes the 9th reply, as in a chat.
+        hist = (await history(tag))[:-1]
+        reply = await runner.stream_chat(hist, K50.with_(max_tokens=60, seed=2), user_key="bench",
+                                         conversation_key=tag).final()
+        return [*hist, {"role": "assistant", "content": reply.text}, question]
+
+    # Live: the context still holds the conversation, so turn 10 only reads the new question.
+    t_live, n_live = await ttft(await turn_9("live"), "live")
 
     # Restored: other conversations took every sequence in between, so turn 10 comes back from
     # the byte-bounded state cache.
-    hist_r = await history("restored")
-    await ttft(hist_r[:-1], "restored")
+    turn_10 = await turn_9("restored")
     for i in range(runner.n_parallel):
         await ttft([{"role": "user", "content": f"Other user {i}: " + filler(2, i)}], f"other{i}")
-    t_rest, n_rest = await ttft([*hist_r, question], "restored")
+    t_rest, n_rest = await ttft(turn_10, "restored")
 
     return {
         "history_tokens": n_cold,
@@ -188,62 +204,63 @@ async def cache_speedup(runner: LlamaCppRunner, history_tokens: int, lag: LagMet
     }
 
 
-async def concurrent(runner: LlamaCppRunner, n_users: int, n_tokens: int, lag: LagMeter) -> dict[str, Any]:
+async def concurrent(runner: LlamaCppRunner, n_users: int, n_tokens: int, rounds: int,
+                     lag: LagMeter) -> dict[str, Any]:
     params = K50.with_(max_tokens=n_tokens, ignore_eos=True)
 
     def prompt(i: int) -> list[dict[str, str]]:
         return [{"role": "user", "content": f"User {i} asks: " + filler(2, i) + " Tell me more."}]
 
-    with lag:
-        t = time.perf_counter()
-        single = await runner.stream_chat(prompt(99), params.with_(seed=99), user_key="solo",
-                                          conversation_key="solo").final()
-        single_s = time.perf_counter() - t
-    with lag:
-        t = time.perf_counter()
-        results = await asyncio.gather(*(
-            runner.stream_chat(prompt(i), params.with_(seed=i), user_key=f"user{i}", conversation_key=f"c{i}").final()
-            for i in range(n_users)
-        ))
-        wall = time.perf_counter() - t
-    single_rate = single.completion_tokens / single_s
-    aggregate = sum(r.completion_tokens for r in results) / wall
-    waits = [r.time_to_first_token_s or 0.0 for r in results]
+    singles, aggregates, waits_in_replies, max_waits = [], [], [], []
+    for rnd in range(rounds):  # alternate single and concurrent rounds: load drift hits both
+        with lag:
+            t = time.perf_counter()
+            single = await runner.stream_chat(prompt(99 + rnd), params.with_(seed=99), user_key="solo",
+                                              conversation_key=f"solo{rnd}").final()
+            single_s = time.perf_counter() - t
+        with lag:
+            t = time.perf_counter()
+            results = await asyncio.gather(*(
+                runner.stream_chat(prompt(i + 10 * rnd), params.with_(seed=i), user_key=f"user{i}",
+                                   conversation_key=f"c{rnd}-{i}").final()
+                for i in range(n_users)
+            ))
+            wall = time.perf_counter() - t
+        singles.append(single.completion_tokens / single_s)
+        aggregates.append(sum(r.completion_tokens for r in results) / wall)
+        max_wait = max(r.time_to_first_token_s or 0.0 for r in results)
+        max_waits.append(max_wait)
+        waits_in_replies.append(max_wait / single_s)
     return {
         "users": n_users,
         "tokens_each": n_tokens,
-        "single_tokens_per_s": round(single_rate, 2),
-        "aggregate_tokens_per_s": round(aggregate, 2),
-        "aggregate_vs_single": round(aggregate / single_rate, 3),
-        "max_wait_s": round(max(waits), 4),
-        "single_reply_s": round(single_s, 4),
-        "max_wait_in_single_replies": round(max(waits) / single_s, 3),
+        "rounds": rounds,
+        "single_tokens_per_s": round(statistics.median(singles), 2),
+        "aggregate_tokens_per_s": round(statistics.median(aggregates), 2),
+        "aggregate_vs_single": round(statistics.median(a / s for a, s in zip(aggregates, singles, strict=True)), 3),
+        "max_wait_s": round(max(max_waits), 4),
+        "max_wait_in_single_replies": round(statistics.median(waits_in_replies), 3),
     }
 
 
 async def bench_model(name: str, path: Path, args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
-    reps = 2 if quick else 4
+    reps = 3 if quick else 6
     n_tokens = 64 if quick else 128
-    messages = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
     out: dict[str, Any] = {"model": name, "path": str(path), "threads": args.threads,
                            "worker_nice": args.worker_nice}
 
-    raw = await raw_decode_rate(path, args.threads, messages, n_tokens, reps)
+    raw = await asyncio.to_thread(RawLlama, path, args.threads)
     lag = LagMeter()
     runner = LlamaCppRunner(path, n_ctx=2048, n_threads=args.threads, n_parallel=8,
                             state_cache_bytes=args.state_cache_mib << 20, worker_nice=args.worker_nice)
     await runner.start()
     try:
-        ours = await runner_decode_rate(runner, messages, n_tokens, reps, lag)
-        raw_more = await raw_decode_rate(path, args.threads, messages, n_tokens, 1)  # interleave: fair to drift
-        raw_all = raw + raw_more
-        out["raw_tokens_per_s"] = round(statistics.median(raw_all), 2)
-        out["runner_tokens_per_s"] = round(statistics.median(ours), 2)
-        out["runner_vs_raw"] = round(statistics.median(ours) / statistics.median(raw_all), 3)
+        out.update(await runner_vs_raw(runner, raw, n_tokens, reps, lag))
+        raw.llm.close()
         out["cache"] = await cache_speedup(runner, 600 if quick else 1500, lag)
         out["cache_speedup"] = out["cache"]["cache_speedup"]
-        out["concurrent_8"] = await concurrent(runner, 8, 32 if quick else 128, lag)
+        out["concurrent_8"] = await concurrent(runner, 8, 32 if quick else 128, 1 if quick else 2, lag)
     finally:
         await runner.close()
     out["loop_lag_ms_max"] = round(lag.max_ms, 2)

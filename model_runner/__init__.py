@@ -21,6 +21,7 @@ from .errors import (
     PromptTooLongError,
     RunnerNotRunningError,
 )
+from .factory import ChatRunner, build_runner
 from .llama_cpp_runner import LlamaCppRunner
 from .openai_compat import OpenAICompatRunner
 from .params import DEFAULT_PRESET, PRESETS, SamplingParams, preset
@@ -34,6 +35,7 @@ __all__ = [
     "PRESETS",
     "BackendError",
     "ChatMessage",
+    "ChatRunner",
     "ChatResult",
     "ChatStream",
     "FinishReason",
@@ -45,6 +47,7 @@ __all__ = [
     "PromptTooLongError",
     "RunnerNotRunningError",
     "SamplingParams",
+    "build_runner",
     "bundled_smollm2_path",
     "check_gguf_file",
     "preset",

@@ -21,6 +21,7 @@ import asyncio
 import codecs
 import ctypes
 import itertools
+import logging
 import os
 import random
 import threading
@@ -44,6 +45,8 @@ from .state_cache import StateCache
 from .stream import ChatStream, PositionCallback, StreamSink
 from .synthetic import CHATML_TEMPLATE
 from .types import ChatResult, FinishReason, Messages, normalize_messages
+
+log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 # Prompt tokens read per step while others are generating: big enough for efficient batched
@@ -143,6 +146,7 @@ class LlamaCppRunner:
         self._thread: threading.Thread | None = None
         self._running = False
         self._closing = False
+        self._crashed: BaseException | None = None
 
         # Worker-thread state.
         self._lc: Any = None  # the llama_cpp module, imported in start()
@@ -319,6 +323,9 @@ class LlamaCppRunner:
         _resolve_future(loop, ready, value=None)
         try:
             self._serve()
+        except BaseException as e:  # a bug: fail the requests loudly rather than leave them hanging
+            log.exception("the llama.cpp worker stopped unexpectedly")
+            self._crashed = e
         finally:
             self._shutdown()
 
@@ -685,8 +692,12 @@ class LlamaCppRunner:
         )
 
     def _shutdown(self) -> None:
+        self._closing = True
         for job in list(self._active):
-            self._finish(job, "cancelled")
+            if self._crashed is not None:
+                self._fail(job, BackendError(f"the model worker stopped: {self._crashed!r}"))
+            else:
+                self._finish(job, "cancelled")
         while (job := self._queue.pop_nowait()) is not None:
             job.sink.push_error(RunnerNotRunningError("the model runner was shut down"))
         with self._cond:

