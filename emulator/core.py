@@ -154,6 +154,8 @@ class Emulator:
         self.attachments: dict[int, Attachment] = {}
         self.calls: list[RestCall] = []
         self.unknown_routes: list[str] = []
+        # Requests a handler could not make sense of (answered 50035); usually a client bug, sometimes ours.
+        self.internal_errors: list[str] = []
         self.typing: list[TypingEvent] = []
         self.rate_limit_violations: list[RestCall] = []
 
@@ -260,8 +262,8 @@ class Emulator:
         self,
         where: Channel | User | int,
         predicate: Callable[[Message], bool] | None = None,
-        *,
         timeout: float = 5.0,  # noqa: ASYNC109 (a timeout argument is this helper's API)
+        *,
         author: User | int | str | None = "bot",
         after: Message | int | None = None,
     ) -> Message:
@@ -291,7 +293,7 @@ class Emulator:
             raise EmulatorTimeout(f"{exc}; last messages there: {recent}") from None
 
     async def wait_for_edit(
-        self, message: Message, predicate: Callable[[Message], bool], *, timeout: float = 5.0  # noqa: ASYNC109 (a timeout argument is this helper's API)
+        self, message: Message, predicate: Callable[[Message], bool], timeout: float = 5.0  # noqa: ASYNC109 (a timeout argument is this helper's API)
     ) -> Message:
         """Wait until `predicate(message)` holds, re-checked after every edit of the message."""
         try:

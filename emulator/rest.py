@@ -263,6 +263,18 @@ class RestAPI:
             outcome.status, outcome.body = await route.handler(req)
         except APIError as exc:
             outcome.status, outcome.body, outcome.error_code = exc.status, exc.body(), exc.code
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            # A body or parameter of the wrong shape: Discord answers 50035, and so do we, but the emulator
+            # also keeps it so a test can tell a client bug from a gap in the emulator.
+            emu.internal_errors.append(f"{route.key}: {type(exc).__name__}: {exc}")
+            errors = FormErrors()
+            errors.add(("_",), "BASE_TYPE_INVALID", f"{type(exc).__name__}: {exc}")
+            outcome.status, outcome.body, outcome.error_code = 400, APIError(
+                E.INVALID_FORM_BODY, errors=errors.tree).body(), E.INVALID_FORM_BODY
+        except Exception as exc:  # an emulator bug: answer like a Discord outage, and keep it for the test
+            emu.internal_errors.append(f"{route.key}: {type(exc).__name__}: {exc}")
+            outcome.status, outcome.body, outcome.error_code = 500, {"message": "500: Internal Server Error",
+                                                                     "code": 0}, 0
         return outcome
 
     async def cdn(self, request: web.Request) -> web.StreamResponse:

@@ -143,7 +143,8 @@ async def _wait_ready(client: discord.Client, task: asyncio.Task, timeout: float
 
 @contextlib.asynccontextmanager
 async def emulator_session(**kwargs) -> AsyncIterator[Emulator]:
-    """An emulator for one test; on exit it fails the test if the client hit a route the emulator lacks."""
+    """An emulator for one test; on exit it fails the test if the client hit a route the emulator lacks or
+    sent a request the emulator could not make sense of."""
     emu = Emulator(**kwargs)
     await emu.start()
     try:
@@ -151,3 +152,4 @@ async def emulator_session(**kwargs) -> AsyncIterator[Emulator]:
     finally:
         await emu.stop()
     assert emu.unknown_routes == [], f"the client called routes the emulator does not implement: {emu.unknown_routes}"
+    assert emu.internal_errors == [], f"requests the emulator could not handle: {emu.internal_errors}"
