@@ -207,7 +207,7 @@ async def test_malformed_request_is_answered_50035_and_recorded(world):
     emu, guild, alice, bot, channel = world
     with pytest.raises(discord.HTTPException) as caught:
         await bot.http.request(Route("GET", "/channels/{channel_id}/messages", channel_id=channel.id),
-                               params={"limit": "lots"})
+                               params={"before": "yesterday"})
     assert caught.value.code == 50035
     assert len(emu.internal_errors) == 1 and "ValueError" in emu.internal_errors[0]
     emu.internal_errors.clear()  # expected here; the fixture fails any other test that has one
