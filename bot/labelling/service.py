@@ -83,6 +83,10 @@ class LabellingService:
             return await tasks.request_task(session, self.ctx, user_id, lang or self.settings.default_language,
                                             kinds)
 
+    async def work_overview(self, user_id: int, lang: str | None = None) -> tasks.WorkOverview:
+        async with self.sessions() as session:
+            return await tasks.work_overview(session, self.ctx, user_id, lang or self.settings.default_language)
+
     async def open_task(self, task_id: int, user_id: int) -> tasks.TaskOffer:
         """Show an open task again (e.g. after a restart, from a persistent button)."""
         async with self.sessions() as session:
@@ -97,9 +101,11 @@ class LabellingService:
         async with self.sessions.begin() as session:
             return await submissions.submit_initial_prompt(session, self.ctx, task_id, user_id, text)
 
-    async def submit_reply(self, task_id: int, user_id: int, text: str) -> submissions.SubmissionResult:
+    async def submit_reply(self, task_id: int, user_id: int, text: str, *,
+                           model_name: str | None = None) -> submissions.SubmissionResult:
+        """``model_name`` marks a reply a model wrote (synthetic), as Open-Assistant did."""
         async with self.sessions.begin() as session:
-            return await submissions.submit_reply(session, self.ctx, task_id, user_id, text)
+            return await submissions.submit_reply(session, self.ctx, task_id, user_id, text, model_name=model_name)
 
     async def submit_labels(self, task_id: int, user_id: int,
                             labels: Mapping[str, float]) -> submissions.SubmissionResult:

@@ -401,3 +401,26 @@ async def request_task(session: AsyncSession, ctx: Context, user_id: int, lang: 
     if retry_at is not None:
         raise NoTaskAvailable("rate_limited", "You are writing replies faster than allowed.", retry_at=retry_at)
     raise NoTaskAvailable("no_work")
+
+
+@dataclass(frozen=True)
+class WorkOverview:
+    """What a user could do right now in a language (for a "what can I do?" view), and the campaign's
+    trees by state there."""
+
+    lang: str
+    available: dict[str, bool]
+    trees_by_state: dict[str, int]
+
+
+async def work_overview(session: AsyncSession, ctx: Context, user_id: int, lang: str) -> WorkOverview:
+    """Which weight groups (rank, label_reply, label_prompt, reply, initial_prompt) have work for this
+    user now. Read-only: nothing is offered or reserved."""
+    available = {}
+    kinds = set(TaskKind)
+    for group in GROUPS:
+        available[group] = await _find(session, ctx, group, user_id, lang, kinds) is not None
+    rows = (await session.execute(
+        select(MessageTree.state, func.count()).where(MessageTree.lang == lang).group_by(MessageTree.state)
+    )).all()
+    return WorkOverview(lang, available, {str(state): count for state, count in rows})

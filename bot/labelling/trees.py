@@ -228,6 +228,7 @@ async def advance_tree(session: AsyncSession, ctx: Context, tree: MessageTree) -
                 await cancel_open_tasks(session, tree_id=tree.id, kinds=RANK_KINDS)
         elif tree.state in (TreeState.READY_FOR_SCORING, TreeState.SCORING_FAILED):
             await score_tree_safely(session, ctx, tree)
+            break  # one scoring attempt per call; a failure is retried by maintain_trees
         if tree.state == before:
             break
     await session.flush()

@@ -162,3 +162,16 @@ async def test_ranking_task_excludes_authors_of_the_replies(campaign):
     async with campaign.service.sessions() as session:
         task = await session.scalar(select(Task).where(Task.id == offer.task_id))
         assert task.payload["reply_ids"] == [r.id for r in offer.replies]
+
+
+async def test_work_overview_tells_what_the_user_could_do(campaign):
+    author, reviewer = await campaign.users(2)
+    await campaign.prompt(author)
+    mine = await campaign.service.work_overview(author)
+    theirs = await campaign.service.work_overview(reviewer)
+    assert mine.available["label_prompt"] is False and theirs.available["label_prompt"] is True
+    assert theirs.available["rank"] is False and theirs.available["initial_prompt"] is True
+    assert theirs.trees_by_state == {"initial_prompt_review": 1}
+    # Looking reserves nothing.
+    async with campaign.service.sessions() as session:
+        assert (await session.scalars(select(Task).where(Task.user_id == reviewer))).all() == []
