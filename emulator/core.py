@@ -7,6 +7,7 @@ import base64
 import mimetypes
 import re
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -131,7 +132,10 @@ class Emulator:
         interaction_token_ttl: float = 15 * 60,
         rate_limits: bool = True,
         heartbeat_interval_ms: int = 41250,
+        history_limit: int | None = None,
     ) -> None:
+        """history_limit: keep only the last N REST calls and gateway events (a long-running playground or
+        benchmark); tests keep everything."""
         self.ids = SnowflakeFactory()
         self.application_id = self.ids.next()
         # Discord tokens start with the base64 of the bot's id; discord.py never checks, but tools do.
@@ -152,14 +156,14 @@ class Emulator:
         self.interactions: dict[int, Interaction] = {}
         self.interactions_by_token: dict[str, Interaction] = {}
         self.attachments: dict[int, Attachment] = {}
-        self.calls: list[RestCall] = []
+        self.calls: deque[RestCall] = deque(maxlen=history_limit)
         self.unknown_routes: list[str] = []
         # Requests a handler could not make sense of (answered 50035); usually a client bug, sometimes ours.
         self.internal_errors: list[str] = []
         self.typing: list[TypingEvent] = []
         self.rate_limit_violations: list[RestCall] = []
 
-        self.gateway = Gateway(self)
+        self.gateway = Gateway(self, history_limit=history_limit)
         self.gateway.heartbeat_interval_ms = heartbeat_interval_ms
         self.rate_limits = RateLimiter(enabled=rate_limits)
         self.faults = Faults()

@@ -141,11 +141,11 @@ class Connection:
 
 
 class Gateway:
-    def __init__(self, emu: Emulator) -> None:
+    def __init__(self, emu: Emulator, *, history_limit: int | None = None) -> None:
         self.emu = emu
         self.sessions: dict[str, Session] = {}
         self.connections: set[Connection] = set()
-        self.sent: list[SentEvent] = []
+        self.sent: deque[SentEvent] = deque(maxlen=history_limit)
         self.heartbeat_interval_ms = 41250
         self.privileged_intents = PRIVILEGED
         self.identify_count = 0
