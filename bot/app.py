@@ -10,12 +10,14 @@ from typing import Any
 
 import discord
 import yarl
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot import jobs
 from bot.chat.service import ChatService
+from bot.chat.synthetic import SyntheticReplier
 from bot.config import ChatSettings, Settings
+from bot.labelling.service import LabellingService
 from storage import db
 
 log = logging.getLogger(__name__)
@@ -46,11 +48,12 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    scheduler: AsyncIOScheduler
+    labelling: LabellingService
     chat: ChatService | None = None
     chat_runner: Any = None
     # Why chat is off, in words users can be shown; None while chat works.
     chat_unavailable_reason: str | None = None
+    synthetic: SyntheticReplier | None = None
 
 
 def preflight_model(settings: ChatSettings) -> None:
@@ -108,6 +111,7 @@ class OABot(commands.Bot):
         )
         self.settings = settings
         self.services: Services | None = None
+        self.jobs: jobs.Jobs | None = None
         self._shutdown: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
@@ -116,14 +120,25 @@ class OABot(commands.Bot):
             settings.database.url, echo=settings.database.echo, busy_timeout_ms=settings.database.busy_timeout_ms
         )
         await db.upgrade(engine)
-        scheduler = AsyncIOScheduler(timezone="UTC")
         sessions = db.session_factory(engine)
+        labelling = LabellingService(sessions, settings.labelling)
         chat, runner, unavailable = await start_chat(settings.chat, sessions)
-        self.services = Services(settings, engine, sessions, scheduler, chat, runner, unavailable)
+        synthetic = None
+        if runner is not None and settings.chat.synthetic_replies:
+            from model_runner import preset
+
+            synthetic = SyntheticReplier(
+                labelling, runner, system_prompt=settings.chat.system_prompt,
+                params=preset(settings.chat.preset, max_tokens=settings.chat.max_reply_tokens),
+            )
+        self.services = Services(
+            settings, engine, sessions, labelling, chat, runner, unavailable, synthetic
+        )
         for extension in settings.discord.cogs:
             await self.load_extension(extension)
             log.info("loaded %s", extension)
-        scheduler.start()
+        self.jobs = jobs.Jobs(self.services)
+        self.jobs.start()
         if settings.discord.sync_commands:
             await self._sync_commands()
 
@@ -155,8 +170,8 @@ class OABot(commands.Bot):
                 await self.unload_extension(extension)
             except Exception:
                 log.exception("unloading %s failed", extension)
-        if self.services is not None and self.services.scheduler.running:
-            self.services.scheduler.shutdown(wait=False)
+        if self.jobs is not None:
+            await self.jobs.stop()
         await super().close()
         if self.services is not None:
             if self.services.chat_runner is not None:

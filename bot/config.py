@@ -137,7 +137,7 @@ class ChatSettings(Section):
 class SchedulerSettings(Section):
     expire_tasks_minutes: PosInt = 10
     tree_maintenance_minutes: PosInt = 5
-    post_tasks_minutes: PosInt = 60
+    synthetic_reply_minutes: PosInt = 10
 
 
 class LoggingSettings(Section):

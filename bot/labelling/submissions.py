@@ -124,8 +124,9 @@ async def submit_initial_prompt(session: AsyncSession, ctx: Context, task_id: in
 
 
 async def submit_reply(session: AsyncSession, ctx: Context, task_id: int, user_id: int,
-                       text: str) -> SubmissionResult:
-    """An assistant or prompter reply to the task's parent message."""
+                       text: str, *, model_name: str | None = None) -> SubmissionResult:
+    """An assistant or prompter reply to the task's parent message; with ``model_name``, a synthetic
+    reply the model wrote."""
     task, user = await _claim(session, ctx, task_id, user_id, REPLY_KINDS)
     text = _clean_text(ctx, text)
     tree = await _tree_for(session, task.tree_id)
@@ -150,7 +151,8 @@ async def submit_reply(session: AsyncSession, ctx: Context, task_id: int, user_i
     if retry_at is not None:
         raise TaskRefused("rate_limited", retry_at=retry_at)
     message = Message(tree_id=tree.id, parent_id=parent.id, role=role, text=text, author_id=user_id,
-                      lang=tree.lang, depth=parent.depth + 1, created_at=ctx.now())
+                      lang=tree.lang, depth=parent.depth + 1, created_at=ctx.now(),
+                      synthetic=model_name is not None, model_name=model_name)
     session.add(message)
     await session.flush()
     reason = "assistant_reply" if role == Role.ASSISTANT else "prompter_reply"

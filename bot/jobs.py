@@ -1,0 +1,82 @@
+"""Periodic work run by the bot's scheduler; each job is a plain coroutine over the services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+
+# A job is one short transaction; at shutdown it gets this long to finish before it is cancelled.
+JOB_SHUTDOWN_GRACE_SECONDS = 30
+
+
+async def expire_tasks(services: Services) -> int:
+    expired = await services.labelling.expire_tasks()
+    if expired:
+        log.info("expired %d stale tasks; their work is offered again", expired)
+    return expired
+
+
+async def maintain_trees(services: Services) -> None:
+    report = await services.labelling.maintain_trees()
+    log.debug("tree maintenance: %s", report)
+
+
+async def write_synthetic_reply(services: Services) -> int | None:
+    if services.synthetic is None:
+        return None
+    message_id = await services.synthetic.write_one()
+    if message_id is not None:
+        log.info("the model wrote synthetic reply %d", message_id)
+    return message_id
+
+
+class Jobs:
+    """The scheduler and the jobs it runs; `stop()` lets running jobs finish their transaction."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._running: set[asyncio.Future[Any]] = set()
+        intervals = services.settings.scheduler
+        self._add(expire_tasks, intervals.expire_tasks_minutes)
+        self._add(maintain_trees, intervals.tree_maintenance_minutes)
+        if services.synthetic is not None:
+            self._add(write_synthetic_reply, intervals.synthetic_reply_minutes)
+
+    def _add(self, job: Callable[[Services], Awaitable[Any]], minutes: int) -> None:
+        async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await job(self.services)
+            finally:
+                self._running.discard(task)
+
+        # The first run happens at start-up, so work left by downtime (expired tasks, finished trees)
+        # moves on at once.
+        self.scheduler.add_job(
+            run, "interval", minutes=minutes, id=job.__name__, name=job.__name__, max_instances=1, coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        if not self.scheduler.running:
+            return
+        self.scheduler.pause()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=JOB_SHUTDOWN_GRACE_SECONDS)
+        self.scheduler.shutdown(wait=False)
