@@ -104,3 +104,18 @@ async def wait_until(check, limit: float = 5.0) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not met in time")
+
+
+async def test_standalone_accepts_a_given_token_and_refuses_others():
+    async with standalone("--token", "my-bot-token", "--bot-name", "Helper") as emu, \
+            aiohttp.ClientSession() as session:
+        assert emu.token == "my-bot-token"
+        async with session.get(f"{emu.rest_url}/users/@me", headers={"Authorization": "Bot my-bot-token"}) as r:
+            assert r.status == 200 and r.headers["Content-Type"] == "application/json"
+            assert (await r.json())["username"] == "Helper"
+        async with session.get(f"{emu.rest_url}/users/@me", headers={"Authorization": "Bot wrong"}) as r:
+            assert r.status == 401 and await r.json() == {"message": "401: Unauthorized", "code": 0}
+        async with session.get(f"{emu.rest_url}/no/such/route", headers={"Authorization": "Bot my-bot-token"}) as r:
+            assert r.status == 404 and await r.json() == {"message": "404: Not Found", "code": 0}
+        async with session.get(f"{emu.control_url}/unknown_routes") as r:
+            assert await r.json() == ["GET /no/such/route"]
