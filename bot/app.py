@@ -70,30 +70,21 @@ async def start_chat(
     """The chat service and its started runner, or (None, None, why chat is off)."""
     if not settings.enabled:
         return None, None, "the operator switched chat off ([chat] enabled = false)."
-    from model_runner import CHAT_DISABLED_MESSAGE, LlamaCppRunner, OpenAICompatRunner, resolve_model_path
+    from model_runner import CHAT_DISABLED_MESSAGE, build_runner
 
-    runner: Any
-    if settings.backend == "openai":
-        runner = OpenAICompatRunner(
-            settings.openai_base_url,
-            model=settings.openai_model,
-            api_key=settings.openai_api_key,
-            n_ctx=settings.context_size,
-            max_concurrency=settings.parallel,
-            timeout_s=settings.reply_timeout_seconds,
-        )
-    else:
-        path = resolve_model_path(settings.model_path)
-        if path is None:
-            log.warning(CHAT_DISABLED_MESSAGE)
-            return None, None, CHAT_DISABLED_MESSAGE
-        runner = LlamaCppRunner(
-            path,
-            n_ctx=settings.context_size,
-            n_threads=settings.threads,
-            n_parallel=settings.parallel,
-            state_cache_bytes=settings.state_cache_mb << 20,
-        )
+    runner = build_runner(
+        model_path=settings.model_path,
+        openai_base_url=settings.openai_base_url if settings.backend == "openai" else None,
+        openai_model=settings.openai_model,
+        openai_api_key=settings.openai_api_key,
+        n_ctx=settings.context_size,
+        n_threads=settings.threads,
+        n_parallel=settings.parallel,
+        state_cache_bytes=settings.state_cache_mb << 20,
+    )
+    if runner is None:
+        log.warning(CHAT_DISABLED_MESSAGE)
+        return None, None, CHAT_DISABLED_MESSAGE
     await runner.start()
     log.info("chat model %s ready (%s)", runner.model_name, type(runner).__name__)
     service = ChatService(sessions, settings, runner.count_tokens, runner.model_name)
