@@ -135,6 +135,7 @@ class Simulation:
         self.refusals: Counter[str] = Counter()
         self.votes = 0
         self._counter = 0
+        self._prompts_written = 0
 
     # Writing
     def _text(self, agent: Agent, what: str) -> tuple[str, float, bool]:
@@ -237,31 +238,36 @@ class Simulation:
                                                          synthetic=True)
             self.agents.append(Agent(info.id, name, troll))
 
-    async def _write_prompts(self) -> None:
+    async def _write_prompts(self) -> int:
+        """Write the prompts still due; stops early while the review queue is full (max_prompts_in_review),
+        and the main loop calls again once reviews have made room."""
         written = 0
-        while written < self.prompts:
+        attempts = 3 * (self.prompts - self._prompts_written) + 10
+        while self._prompts_written < self.prompts and attempts > 0:
+            attempts -= 1
             agent = self.rng.choice(self.agents)
             try:
                 offer = await self.service.request_task(agent.user_id, self.lang, [TaskKind.INITIAL_PROMPT])
             except NoTaskAvailable as none:
-                self.refusals[f"prompt_{none.reason}"] += 1
                 if none.reason == "no_work":
-                    break  # the review queue is full (max_prompts_in_review)
+                    break
                 continue
             before = len(self.quality)
             await self._submit_text(agent, offer, "A question")
-            written += len(self.quality) > before
+            if len(self.quality) > before:
+                self._prompts_written += 1
+                written += 1
             self.clock.advance(self.rng.uniform(5, 30))
+        return written
 
     async def run(self) -> SimulationReport:
         await self._create_agents()
-        await self._write_prompts()
         work_kinds = [k for k in TaskKind if k != TaskKind.INITIAL_PROMPT]
         stop_reason = f"stopped after {MAX_ROUNDS} rounds (safety limit)"
         rounds = 0
         while rounds < MAX_ROUNDS:
             rounds += 1
-            busy = 0
+            busy = await self._write_prompts()
             wait_until: datetime | None = None
             order = self.agents[:]
             self.rng.shuffle(order)

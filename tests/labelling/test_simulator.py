@@ -10,11 +10,11 @@ from bot.labelling.simulator import prepare_database_file, simulate
 from storage import db
 
 
-async def _run(tmp_path, name, **kwargs):
+async def _run(tmp_path, name, settings=None, **kwargs):
     engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/{name}.db")
     await db.upgrade(engine)
     try:
-        return await simulate(db.session_factory(engine), LabellingSettings(), **kwargs)
+        return await simulate(db.session_factory(engine), settings or LabellingSettings(), **kwargs)
     finally:
         await engine.dispose()
 
@@ -35,6 +35,13 @@ async def test_same_seed_same_campaign(tmp_path):
     first = await _run(tmp_path, "b", users=10, prompts=2, trolls=1, seed=5)
     second = await _run(tmp_path, "c", users=10, prompts=2, trolls=1, seed=5)
     assert first.as_dict() == second.as_dict()
+
+
+async def test_prompts_beyond_the_review_queue_are_written_as_room_frees(tmp_path):
+    settings = LabellingSettings(max_prompts_in_review=2, max_active_trees_per_language=1)
+    report = await _run(tmp_path, "q", settings, users=12, prompts=4, trolls=0, seed=4)
+    assert sum(report.trees_by_state.values()) == 4
+    assert report.stop_reason == "no work left for any user"
 
 
 async def test_too_few_users_stall_and_the_report_says_why(tmp_path):
