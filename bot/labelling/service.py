@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import LabellingSettings
 from bot.labelling import jobs, leaderboard, moderation, submissions, tasks, votes
 from bot.labelling.context import Context, _utcnow
-from bot.labelling.errors import TaskRefused, UnknownUser
-from storage.enums import TaskKind
+from bot.labelling.errors import TaskRefused, UnknownUser, VoteRefused
+from storage.enums import TaskKind, TaskState
 from storage.models import Message, Task, User
 from storage.users import get_or_create_user as _get_or_create_user
 
@@ -97,6 +97,15 @@ class LabellingService:
                 raise TaskRefused("not_your_task")
             return await tasks.describe_task(session, task)
 
+    async def open_tasks(self, user_id: int) -> list[tasks.TaskOffer]:
+        """The user's tasks still waiting for an answer, oldest first."""
+        async with self.sessions() as session:
+            rows = (await session.scalars(
+                select(Task).where(Task.user_id == user_id, Task.state == TaskState.OFFERED,
+                                   Task.expires_at > self.ctx.now()).order_by(Task.id)
+            )).all()
+            return [await tasks.describe_task(session, task) for task in rows]
+
     async def submit_initial_prompt(self, task_id: int, user_id: int, text: str) -> submissions.SubmissionResult:
         async with self.sessions.begin() as session:
             return await submissions.submit_initial_prompt(session, self.ctx, task_id, user_id, text)
@@ -126,6 +135,22 @@ class LabellingService:
     async def vote(self, user_id: int, message_id: int, emoji: str, *, added: bool = True) -> votes.VoteResult:
         async with self.sessions.begin() as session:
             return await votes.vote(session, self.ctx, user_id, message_id, emoji, added=added)
+
+    async def record_discord_location(self, message_id: int, channel_id: int, discord_message_id: int) -> None:
+        """Remember where the bot posted a campaign message, so reactions on it become votes."""
+        async with self.sessions.begin() as session:
+            message = await session.get(Message, message_id)
+            if message is None:
+                raise VoteRefused("message_not_found")
+            message.discord_channel_id, message.discord_message_id = channel_id, discord_message_id
+
+    async def set_opted_out(self, user_id: int, opted_out: bool) -> None:
+        """Hide (or show again) the user on leaderboards and in public exports."""
+        async with self.sessions.begin() as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                raise UnknownUser("user_not_found")
+            user.opted_out = opted_out
 
     async def message_id_for_discord(self, discord_message_id: int) -> int | None:
         """Our message id for a Discord message the bot posted (for reaction events)."""

@@ -175,3 +175,14 @@ async def test_work_overview_tells_what_the_user_could_do(campaign):
     # Looking reserves nothing.
     async with campaign.service.sessions() as session:
         assert (await session.scalars(select(Task).where(Task.user_id == reviewer))).all() == []
+
+
+async def test_open_tasks_lists_what_the_user_still_holds(campaign):
+    author, reviewer = await campaign.users(2)
+    await campaign.prompt(author)
+    offer = await campaign.service.request_task(reviewer, kinds=LABEL_PROMPT)
+    assert [t.task_id for t in await campaign.service.open_tasks(reviewer)] == [offer.task_id]
+    shown = await campaign.service.open_task(offer.task_id, reviewer)
+    assert shown.conversation == offer.conversation
+    await campaign.service.skip_task(offer.task_id, reviewer)
+    assert await campaign.service.open_tasks(reviewer) == []

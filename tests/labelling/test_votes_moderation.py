@@ -156,3 +156,11 @@ async def test_trollboard_ranks_flags_and_bad_labels(campaign):
     board = await campaign.service.trollboard()
     assert board[0].user_id == troll and board[0].score == 3
     assert [s for s in board if s.user_id == honest][0].score == -1
+
+
+async def test_reactions_find_their_message_by_discord_id(campaign):
+    author, voter = await campaign.users(2)
+    prompt = await campaign.prompt(author)
+    await campaign.service.record_discord_location(prompt, channel_id=5, discord_message_id=777)
+    assert await campaign.service.message_id_for_discord(777) == prompt
+    assert await campaign.service.message_id_for_discord(778) is None
