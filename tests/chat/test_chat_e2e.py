@@ -14,7 +14,7 @@ from storage.models import ChatConversation, ChatMessage, ChatPreference
 
 async def finished_reply(emu, user, after):
     return await emu.wait_for_message(
-        user, lambda m: bool(m.components) or m.content.startswith("*Sorry"), after=after, timeout=60
+        user, lambda m: bool(m.components) or "*Sorry," in m.content, after=after, timeout=60
     )
 
 
@@ -212,3 +212,23 @@ async def test_a_message_left_unanswered_by_a_crash_is_answered_after_restart(em
         async with bot.services.sessions() as session:
             reply = await session.get(ChatMessage, turn.reply_id)
             assert reply.state == "complete" and "Paris" in reply.text
+
+
+async def test_a_reply_that_takes_too_long_is_stopped_politely_and_the_next_one_works(
+    emulator, start_bot, make_settings
+):
+    emu = emulator
+    gina = await emu.create_user("gina")
+    async with start_bot(make_settings(reply_timeout_seconds=1, max_reply_tokens=400, preset="k50")) as bot:
+        asked = await gina.dm("Write a very long essay about the history of bread.")
+        stopped = await finished_reply(emu, gina, asked)
+        assert "took too long" in stopped.content
+        async with bot.services.sessions() as session:
+            reply = await session.scalar(select(ChatMessage).where(ChatMessage.role == "assistant"))
+            assert reply.state == "cancelled"
+
+        await bot.services.chat.reset(gina.id)
+        bot.services.chat.settings.reply_timeout_seconds = 120
+        again = await gina.dm("What is the capital of France?")
+        answer = await finished_reply(emu, gina, again)
+        assert "paris" in answer.content.lower() and answer.components
