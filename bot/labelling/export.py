@@ -30,7 +30,8 @@ Decisions:
   joinable with the database. ``message_tree_id`` is the id of the tree's prompt, the oasst1
   convention (there a tree's id is its root message's id), not our ``message_trees.id``.
 * User ids are pseudonymous unless ``raw_ids`` (see ``bot.labelling.pseudonyms`` for the hash and
-  where the salt comes from); raw ids are Discord user ids.
+  where the salt comes from); raw ids are Discord user ids. Only the oasst layouts carry user ids;
+  preferences and sft carry none, so they need no salt.
 * Empty fields are dropped: None, empty dicts and lists. False and 0 are kept (``deleted: false``,
   ``rank: 0``), as in oasst1.
 * Opted-out users: their chats are left out, and so are their tree messages together with the
