@@ -166,7 +166,8 @@ class MessageRevision(Base):
 class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
-        Index("ix_tasks_user_state", "user_id", "state"),
+        # A user's open, unexpired tasks (the pending cap) in one index range.
+        Index("ix_tasks_user_state", "user_id", "state", "expires_at"),
         Index("ix_tasks_target_state", "target_message_id", "state"),
         Index("ix_tasks_state_expires", "state", "expires_at"),
         # Rate limiting counts a user's recent task requests.

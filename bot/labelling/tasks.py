@@ -86,44 +86,62 @@ def _own_task_blocks(target: Any, user_id: int, kinds: Collection[str], now: dat
     )
 
 
-async def _check_request_rate(session: AsyncSession, ctx: Context, user_id: int) -> None:
-    settings = ctx.settings
-    window = timedelta(minutes=settings.task_request_window_minutes)
-    recent = (
-        await session.scalars(
-            select(Task.created_at)
-            .where(Task.user_id == user_id, Task.created_at > ctx.now() - window)
-            .order_by(Task.created_at.desc())
-            .limit(settings.task_requests_per_window)
-        )
-    ).all()
-    if len(recent) >= settings.task_requests_per_window:
-        raise NoTaskAvailable("rate_limited", retry_at=recent[-1] + window)
+def _nth_recent(created: Any, *conditions: Any, since: datetime, n: int) -> Any:
+    """The n-th most recent timestamp after ``since``, or NULL when there are fewer than n."""
+    return (
+        select(created).where(*conditions, created > since)
+        .order_by(created.desc()).limit(1).offset(n - 1).scalar_subquery()
+    )
 
 
-async def reply_rate_limits(session: AsyncSession, ctx: Context, user_id: int) -> dict[str, datetime]:
-    """Role -> when the user may write another reply of that role, for the roles they are blocked on."""
-    settings = ctx.settings
-    limits = {Role.ASSISTANT: settings.assistant_replies_per_window, Role.PROMPTER: settings.prompter_replies_per_window}
-    window = timedelta(minutes=settings.reply_window_minutes)
-    rows = (
+@dataclass(frozen=True)
+class _Gate:
+    banned: bool
+    pending: int
+    request_limit_from: datetime | None
+    reply_limit_from: dict[str, datetime]
+
+
+async def _gate(session: AsyncSession, ctx: Context, user_id: int) -> _Gate:
+    """Everything that may stop a user from getting a task, in one round trip: ban, open tasks, the
+    task-request rate and the reply rates (the n-th most recent event inside each window)."""
+    settings, now = ctx.settings, ctx.now()
+    request_window = timedelta(minutes=settings.task_request_window_minutes)
+    reply_since = now - timedelta(minutes=settings.reply_window_minutes)
+    pending = (
+        select(func.count()).select_from(Task)
+        .where(Task.user_id == user_id, Task.state == TaskState.OFFERED, Task.expires_at > now)
+        .scalar_subquery()
+    )
+    row = (
         await session.execute(
-            select(Message.role, Message.created_at)
-            .where(Message.author_id == user_id, Message.created_at > ctx.now() - window, Message.depth > 0)
-            .order_by(Message.created_at.desc())
+            select(
+                User.banned,
+                pending,
+                _nth_recent(Task.created_at, Task.user_id == user_id, since=now - request_window,
+                            n=settings.task_requests_per_window),
+                _nth_recent(Message.created_at, Message.author_id == user_id, Message.role == Role.ASSISTANT,
+                            Message.depth > 0, since=reply_since, n=settings.assistant_replies_per_window),
+                _nth_recent(Message.created_at, Message.author_id == user_id, Message.role == Role.PROMPTER,
+                            Message.depth > 0, since=reply_since, n=settings.prompter_replies_per_window),
+            ).where(User.id == user_id)
         )
-    ).all()
-    blocked = {}
-    for role, limit in limits.items():
-        recent = [created for r, created in rows if r == role]
-        if len(recent) >= limit:
-            blocked[str(role)] = recent[limit - 1] + window
-    return blocked
+    ).one_or_none()
+    if row is None:
+        raise UnknownUser("user_not_found")
+    banned, pending_count, request_nth, assistant_nth, prompter_nth = row
+    reply_window = timedelta(minutes=settings.reply_window_minutes)
+    blocked = {
+        str(role): nth + reply_window
+        for role, nth in ((Role.ASSISTANT, assistant_nth), (Role.PROMPTER, prompter_nth)) if nth is not None
+    }
+    return _Gate(bool(banned), pending_count or 0,
+                 None if request_nth is None else request_nth + request_window, blocked)
 
 
 async def reply_rate_retry_at(session: AsyncSession, ctx: Context, user_id: int, role: str) -> datetime | None:
     """When the user may write another reply of this role, or None if they may now."""
-    return (await reply_rate_limits(session, ctx, user_id)).get(str(role))
+    return (await _gate(session, ctx, user_id)).reply_limit_from.get(str(role))
 
 
 async def _find_initial_prompt(session: AsyncSession, ctx: Context, user_id: int, lang: str,
@@ -137,20 +155,13 @@ async def _find_initial_prompt(session: AsyncSession, ctx: Context, user_id: int
     return _Candidate(TaskKind.INITIAL_PROMPT)
 
 
-async def _tree_ids(session: AsyncSession, state: str, lang: str) -> list[int]:
-    """Trees of one active state and language: few by construction (the review queue and the growing
-    slots are capped), so candidate queries start from them instead of scanning messages."""
-    return list((await session.scalars(
-        select(MessageTree.id).where(MessageTree.state == state, MessageTree.lang == lang)
-    )).all())
-
-
 async def _find_label(session: AsyncSession, ctx: Context, user_id: int, lang: str, kinds: set[TaskKind],
                       *, prompts: bool) -> _Candidate | None:
     now = ctx.now()
-    trees = await _tree_ids(session, TreeState.INITIAL_PROMPT_REVIEW if prompts else TreeState.GROWING, lang)
-    if not trees:
-        return None
+    # Start from the trees in review or growing: few by construction (the review queue and the growing
+    # slots are capped), so this never scans the message table.
+    tree_state = TreeState.INITIAL_PROMPT_REVIEW if prompts else TreeState.GROWING
+    trees = select(MessageTree.id).where(MessageTree.state == tree_state, MessageTree.lang == lang)
     conditions = [
         Message.tree_id.in_(trees),
         Message.review_result.is_(None),
@@ -352,19 +363,14 @@ async def request_task(session: AsyncSession, ctx: Context, user_id: int, lang: 
 
     Raises NoTaskAvailable with reason banned, rate_limited (with retry_at), too_many_pending or no_work.
     """
-    user = await session.get(User, user_id)
-    if user is None:
-        raise UnknownUser("user_not_found")
-    if user.banned:
+    gate = await _gate(session, ctx, user_id)
+    if gate.banned:
         raise NoTaskAvailable("banned")
-    await _check_request_rate(session, ctx, user_id)
-    now = ctx.now()
-    pending = await session.scalar(
-        select(func.count()).select_from(Task)
-        .where(Task.user_id == user_id, Task.state == TaskState.OFFERED, Task.expires_at > now)
-    )
-    if (pending or 0) >= ctx.settings.max_pending_tasks_per_user:
+    if gate.request_limit_from is not None:
+        raise NoTaskAvailable("rate_limited", retry_at=gate.request_limit_from)
+    if gate.pending >= ctx.settings.max_pending_tasks_per_user:
         raise NoTaskAvailable("too_many_pending")
+    now = ctx.now()
 
     wanted = set(TaskKind) if kinds is None else {TaskKind(k) for k in kinds}
     if not ctx.settings.rank_prompter_replies:
@@ -372,7 +378,7 @@ async def request_task(session: AsyncSession, ctx: Context, user_id: int, lang: 
     # Reply kinds the user is writing too fast for are left out; if that leaves nothing, say until when.
     retry_at = None
     if wanted & set(REPLY_KINDS):
-        blocked = await reply_rate_limits(session, ctx, user_id)
+        blocked = gate.reply_limit_from
         for kind, role in ((TaskKind.ASSISTANT_REPLY, Role.ASSISTANT), (TaskKind.PROMPTER_REPLY, Role.PROMPTER)):
             if kind in wanted and role in blocked:
                 wanted.discard(kind)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 13:05:43.243993
+Create Date: 2026-11-26 13:19:36.946741
 """
 
 from collections.abc import Sequence
@@ -216,7 +216,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_tasks_target_state', ['target_message_id', 'state'], unique=False)
         batch_op.create_index('ix_tasks_target_user', ['target_message_id', 'user_id'], unique=False)
         batch_op.create_index('ix_tasks_user_created', ['user_id', 'created_at'], unique=False)
-        batch_op.create_index('ix_tasks_user_state', ['user_id', 'state'], unique=False)
+        batch_op.create_index('ix_tasks_user_state', ['user_id', 'state', 'expires_at'], unique=False)
 
     op.create_table('chat_preferences',
     sa.Column('id', sa.Integer(), nullable=False),
