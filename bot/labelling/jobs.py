@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import LabellingSettings
 from bot.labelling.context import Context
 from bot.labelling.trees import advance_tree, promote_lottery
 from storage.enums import TaskState, TreeState
@@ -24,9 +25,14 @@ async def expire_tasks_in(session: AsyncSession, ctx: Context) -> int:
     return result.rowcount or 0
 
 
-async def expire_tasks(sessions: async_sessionmaker[AsyncSession], ctx: Context) -> int:
+def _context(rules: LabellingSettings | Context) -> Context:
+    return rules if isinstance(rules, Context) else Context(rules)
+
+
+async def expire_tasks(sessions: async_sessionmaker[AsyncSession], rules: LabellingSettings | Context) -> int:
+    """Scheduler job: ``expire_tasks(sessions, settings.labelling)``; returns how many were released."""
     async with sessions.begin() as session:
-        return await expire_tasks_in(session, ctx)
+        return await expire_tasks_in(session, _context(rules))
 
 
 @dataclass
@@ -58,6 +64,8 @@ async def maintain_trees_in(session: AsyncSession, ctx: Context) -> MaintenanceR
     return report
 
 
-async def maintain_trees(sessions: async_sessionmaker[AsyncSession], ctx: Context) -> MaintenanceReport:
+async def maintain_trees(sessions: async_sessionmaker[AsyncSession],
+                         rules: LabellingSettings | Context) -> MaintenanceReport:
+    """Scheduler job: ``maintain_trees(sessions, settings.labelling)``."""
     async with sessions.begin() as session:
-        return await maintain_trees_in(session, ctx)
+        return await maintain_trees_in(session, _context(rules))

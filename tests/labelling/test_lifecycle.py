@@ -205,3 +205,12 @@ async def test_backlog_ranking_trees_are_ranked_and_scored_like_grown_ones(campa
         offer = await campaign.service.request_task(ranker, kinds=[TaskKind.RANK_ASSISTANT_REPLIES])
         result = await campaign.service.submit_ranking(offer.task_id, ranker, replies)
     assert result.tree_state == TreeState.READY_FOR_EXPORT
+
+
+async def test_scheduler_jobs_take_plain_settings(sessions, clock):
+    from bot.config import LabellingSettings
+    from bot.labelling import jobs
+
+    assert await jobs.expire_tasks(sessions, LabellingSettings()) == 0
+    report = await jobs.maintain_trees(sessions, LabellingSettings())
+    assert (report.promoted, report.advanced) == ([], {})
