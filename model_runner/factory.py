@@ -53,7 +53,6 @@ def build_runner(
     n_batch: int = 512,
     n_parallel: int = 4,
     state_cache_bytes: int = 256 * MiB,
-    worker_nice: int = 0,
     allow_bundled_model: bool = True,
 ) -> ChatRunner | None:
     """An OpenAI-compatible runner if a server URL is set, else an in-process llama.cpp runner
@@ -69,4 +68,4 @@ def build_runner(
     if path is None:
         return None
     return LlamaCppRunner(path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, n_parallel=n_parallel,
-                          state_cache_bytes=state_cache_bytes, worker_nice=worker_nice)
+                          state_cache_bytes=state_cache_bytes)

@@ -108,8 +108,11 @@ class LlamaCppRunner:
 
     ``n_ctx`` is the window of one conversation; the context allocates ``n_ctx * n_parallel``
     KV cells. ``state_cache_bytes`` bounds the saved states of conversations that are not live
-    in one of the ``n_parallel`` sequences (0 disables saving). ``worker_nice`` > 0 lowers the
-    priority of the inference threads (Linux) so the event loop always gets the CPU first.
+    in one of the ``n_parallel`` sequences (0 disables saving).
+
+    (Lowering the worker thread's OS priority was tried and dropped: the thread holds the GIL
+    between decodes, so under outside CPU load a deprioritised worker made the event loop wait
+    longer, not shorter.)
     """
 
     backend = "llama.cpp"
@@ -125,7 +128,6 @@ class LlamaCppRunner:
         n_parallel: int = 4,
         state_cache_bytes: int = 256 * MiB,
         chat_template: str | None = None,
-        worker_nice: int = 0,
         verbose: bool = False,
     ) -> None:
         if n_ctx < 16 or n_batch < 1 or n_parallel < 1:
@@ -137,7 +139,6 @@ class LlamaCppRunner:
         self.n_parallel = n_parallel
         self._n_ctx_requested = n_ctx
         self._chat_template_override = chat_template
-        self._worker_nice = worker_nice
         self._verbose = verbose
 
         self._queue: FairQueue[_Job] = FairQueue(on_positions=self._publish_positions)
@@ -303,14 +304,6 @@ class LlamaCppRunner:
     # -- worker thread ----------------------------------------------------------------------------
 
     def _worker_main(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
-        if self._worker_nice > 0:
-            # Linux nice values are per thread and inherited by the compute threads llama.cpp
-            # starts from here, so the event loop (the gateway heartbeat) wins any CPU contest.
-            try:
-                tid = threading.get_native_id()
-                os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self._worker_nice)
-            except (OSError, AttributeError):
-                pass  # not Linux or not allowed: run at normal priority
         try:
             self._load()
         except BaseException as e:

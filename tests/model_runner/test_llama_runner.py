@@ -365,19 +365,6 @@ async def test_parallel_requests_are_batched_not_serialised(make_runner):
     assert sorted(n for kind, n in events[:first_done] if kind == "start") == ["u0", "u1", "u2", "u3"]
 
 
-async def test_worker_nice_lowers_the_inference_thread_priority(make_runner):
-    import os
-
-    if not hasattr(os, "getpriority"):
-        pytest.skip("no per-thread priorities on this platform")
-    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    runner = await make_runner(worker_nice=3)
-    worker = runner._thread
-    assert worker is not None and worker.native_id is not None
-    assert os.getpriority(os.PRIO_PROCESS, worker.native_id) == min(19, base + 3)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the loop is untouched
-
-
 async def test_a_worker_crash_fails_requests_instead_of_hanging_them(make_runner, caplog):
     runner = await make_runner()
 
