@@ -42,3 +42,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     logging.getLogger("discord.gateway").setLevel(max(logging.INFO, root.level))
     # Alembic announces every plugin and migration step at INFO; only problems matter at start-up.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # APScheduler logs every job run at INFO; our jobs log what they changed themselves.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))

@@ -24,12 +24,14 @@ def smollm2() -> Path:
 
 @pytest.fixture
 def make_settings(tmp_path, smollm2):
-    def make(**chat) -> Settings:
-        chat.setdefault("model_path", str(smollm2))
+    def make(fresh_install: bool = False, **chat) -> Settings:
+        """fresh_install: no model or preset configured, as after `make setup` (SmolLM2 is found)."""
+        if not fresh_install:
+            chat.setdefault("model_path", str(smollm2))
+            chat.setdefault("preset", "k50-precise")
         chat.setdefault("threads", 1)
         chat.setdefault("context_size", 2048)
         chat.setdefault("max_reply_tokens", 48)
-        chat.setdefault("preset", "k50-precise")
         chat.setdefault("seed", 1)
         return Settings(
             database={"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},

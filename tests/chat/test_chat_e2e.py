@@ -25,7 +25,7 @@ def reply_id_of(message) -> int:
 async def test_dm_conversation_feedback_regenerate_keep_reset(emulator, start_bot, make_settings, tmp_path):
     emu = emulator
     alice = await emu.create_user("alice")
-    settings = make_settings()
+    settings = make_settings(fresh_install=True)
     async with start_bot(settings) as bot:
         asked = await alice.dm("What is the capital of France?")
         answer = await finished_reply(emu, alice, asked)
