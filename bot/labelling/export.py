@@ -553,7 +553,8 @@ class _Progress:
             bar = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} trees"
         else:
             bar = f"{done} {what}"
-        self.stream.write(f"\r{bar}  {lines} lines  {rate:,.0f} lines/s ")
+        # \x1b[K clears what a longer previous line left behind (only ever written to a terminal).
+        self.stream.write(f"\r{bar}  {lines} lines  {rate:,.0f} lines/s\x1b[K")
         self.stream.flush()
 
     def close(self) -> None:
@@ -643,9 +644,11 @@ async def export(
             if fmt == "preferences":
                 pairs = _chat_pairs(sessions, langs, batch_size=batch_size)
                 async with contextlib.aclosing(pairs):
+                    seen = 0
                     async for seen, records in pairs:
                         lines += write(records)
                         bar.update("chat conversations", seen, lines)
+                bar.update("chat conversations", seen, lines, force=True)
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
