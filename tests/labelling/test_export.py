@@ -550,3 +550,27 @@ async def test_a_failed_export_leaves_no_file(env, monkeypatch):
         await export(sessions, "sft", out)
     assert out.read_text() == "the previous export\n"
     assert not list(tmp.glob("*.part"))
+
+
+async def test_flat_layout_is_the_trees_flattened(env):
+    sessions, _w, tmp = env
+    kw = {"states": ["ready_for_export", "growing"], "include_deleted": True}
+    trees = await run(sessions, tmp, "oasst-trees", name="t.jsonl", **kw)
+    flat = await run(sessions, tmp, "oasst-messages", name="m.jsonl", **kw)
+
+    def flatten(node, tree):
+        row = {k: v for k, v in node.items() if k not in ("replies", "emojis", "labels")}
+        row["message_tree_id"], row["tree_state"] = tree["message_tree_id"], tree["tree_state"]
+        if "emojis" in node:
+            row["emojis"] = {"name": list(node["emojis"]), "count": list(node["emojis"].values())}
+        if "labels" in node:
+            row["labels"] = {
+                "name": list(node["labels"]),
+                "value": [v["value"] for v in node["labels"].values()],
+                "count": [v["count"] for v in node["labels"].values()],
+            }
+        yield row
+        for child in node.get("replies", []):
+            yield from flatten(child, tree)
+
+    assert [row for tree in trees for row in flatten(tree["prompt"], tree)] == flat
