@@ -11,10 +11,10 @@ from typing import Any
 
 from .core import RestCall
 
-# ../shared/discord-api-spec/openapi.json next to the repository, unless DISCORD_OPENAPI_SPEC says otherwise.
+# Discord's own description, shipped beside this module (MIT, see discord-api-spec/SOURCE.md);
+# DISCORD_OPENAPI_SPEC points at a newer copy.
 DEFAULT_SPEC = Path(
-    os.environ.get("DISCORD_OPENAPI_SPEC")
-    or Path(__file__).resolve().parents[2] / "shared" / "discord-api-spec" / "openapi.json"
+    os.environ.get("DISCORD_OPENAPI_SPEC") or Path(__file__).resolve().parent / "discord-api-spec" / "openapi.json"
 )
 
 

@@ -7,15 +7,12 @@ from __future__ import annotations
 import io
 
 import discord
-import pytest
 from discord.http import Route
 
 from emulator import Emulator
 from emulator import permissions as P
 from emulator.openapi import DEFAULT_SPEC, OpenAPISpec
 from emulator.testing import run_client
-
-pytestmark = pytest.mark.skipif(not DEFAULT_SPEC.exists(), reason="Discord's OpenAPI description is not present")
 
 
 def add_webhook_command(bot) -> None:
