@@ -41,31 +41,45 @@ class MaintenanceReport:
     advanced: dict[int, str] = field(default_factory=dict)
 
 
-async def maintain_trees_in(session: AsyncSession, ctx: Context) -> MaintenanceReport:
-    """Fill free growing slots from the lottery, retry failed scoring, and move on any tree whose
-    transition is due (e.g. after a settings change lowered a threshold)."""
-    report = MaintenanceReport()
+MAINTAINED_STATES = (TreeState.GROWING, TreeState.RANKING, TreeState.BACKLOG_RANKING, TreeState.READY_FOR_SCORING,
+                     TreeState.SCORING_FAILED)
+
+
+async def promote_all_lotteries(session: AsyncSession, ctx: Context) -> list[int]:
+    promoted: list[int] = []
     langs = (await session.scalars(
         select(MessageTree.lang).where(MessageTree.state == TreeState.PROMPT_LOTTERY_WAITING).distinct()
     )).all()
     for lang in langs:
-        report.promoted += await promote_lottery(session, ctx, lang)
-    due = (await session.scalars(
-        select(MessageTree).where(MessageTree.state.in_(
-            [TreeState.GROWING, TreeState.RANKING, TreeState.BACKLOG_RANKING, TreeState.READY_FOR_SCORING,
-             TreeState.SCORING_FAILED]
-        )).order_by(MessageTree.id)
-    )).all()
-    for tree in due:
-        before = tree.state
-        after = await advance_tree(session, ctx, tree)
-        if after != before:
-            report.advanced[tree.id] = after
-    return report
+        promoted += await promote_lottery(session, ctx, lang)
+    return promoted
+
+
+async def advance_one(session: AsyncSession, ctx: Context, tree_id: int) -> tuple[str, str] | None:
+    """(state before, state after) of one tree moved on through any transition now due."""
+    tree = await session.get(MessageTree, tree_id, with_for_update=True)
+    if tree is None or tree.state not in MAINTAINED_STATES:
+        return None
+    before = tree.state
+    return before, await advance_tree(session, ctx, tree)
 
 
 async def maintain_trees(sessions: async_sessionmaker[AsyncSession],
                          rules: LabellingSettings | Context) -> MaintenanceReport:
-    """Scheduler job: ``maintain_trees(sessions, settings.labelling)``."""
+    """Scheduler job: ``maintain_trees(sessions, settings.labelling)``. Fills free growing slots from the
+    lottery, retries failed scoring and moves on any tree whose transition is due (e.g. after a
+    settings change lowered a threshold). One short transaction per tree, so a large campaign's sweep
+    never holds the database's write lock for long."""
+    ctx = _context(rules)
     async with sessions.begin() as session:
-        return await maintain_trees_in(session, _context(rules))
+        report = MaintenanceReport(promoted=await promote_all_lotteries(session, ctx))
+    async with sessions() as session:
+        ids = (await session.scalars(
+            select(MessageTree.id).where(MessageTree.state.in_(MAINTAINED_STATES)).order_by(MessageTree.id)
+        )).all()
+    for tree_id in ids:
+        async with sessions.begin() as session:
+            moved = await advance_one(session, ctx, tree_id)
+        if moved and moved[0] != moved[1]:
+            report.advanced[tree_id] = moved[1]
+    return report
