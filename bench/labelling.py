@@ -1,13 +1,17 @@
 """Labelling benchmark: fill a SQLite database like a big campaign, then time the hot paths.
 
     python bench/labelling.py [--scale 1.0] [--db PATH] [--keep] [--repeat 200]
+    python bench/labelling.py --reuse --db PATH      # measure again without refilling
 
-At scale 1: 10k users, 100k trees in every state (about 1M messages), three reviews per reviewed
-message, three rankings per ranked parent, reactions, score events over the last six months,
-open and skipped tasks, and some chats with preference pairs. Prints one JSON object: the fill
-time and row counts, p50/p99 of task selection, a ranking submission, a vote and the weekly
-leaderboard, and the export rate and peak RSS (measured in a fresh child process, so the fill's
-memory does not count).
+At scale 1: 10k users, 100k trees (about 1M messages): the open trees the engine allows per
+language (10 growing, 80 prompts in review) and a history in every other state, three reviews
+per reviewed message, three rankings per ranked parent (with their done tasks), reactions, score
+events over the last six months, open and skipped tasks, and some chats with preference pairs.
+Prints one JSON object: fill time and row counts; p50/p99 of task selection (also per kind of
+task offered), a ranking submission, a vote and the leaderboards, each through LabellingService
+(one committed transaction per call, as a cog makes it); the export rate per wall and per CPU
+second and its peak RSS (in a fresh child process, so the fill's memory does not count); and the
+load average, because figures from a busy machine are not comparable.
 """
 
 from __future__ import annotations
