@@ -454,26 +454,29 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(export_child(Path(args.export_child[0]), args.export_child[1])))
         return 0
 
-    workdir = Path(tempfile.mkdtemp(prefix="oabot-bench-"))
+    workdir = None if args.db else Path(tempfile.mkdtemp(prefix="oabot-bench-"))
     path = args.db or workdir / "bench.db"
     # Figures from a busy machine are not comparable: say how busy it was.
     report: dict = {"scale": args.scale, "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}
-    if args.reuse:
-        if not path.exists():
-            parser.error(f"{path} does not exist")
-    else:
-        if path.exists():
-            path.unlink()
-        report["fill"] = fill(path, args.scale, analyze=args.analyze)
-    report["engine"] = measure_engine(path, args.repeat)
-    if not args.skip_export:
-        report["export"] = measure_export(path)
-    report["loadavg_end"] = os.getloadavg()
-    if not args.keep and not args.db:
-        for leftover in workdir.iterdir():
-            leftover.unlink()
-        workdir.rmdir()
-    else:
+    try:
+        if args.reuse:
+            if not path.exists():
+                parser.error(f"{path} does not exist")
+        else:
+            # A stale -wal beside a new database file would be read as part of it.
+            for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                stale.unlink(missing_ok=True)
+            report["fill"] = fill(path, args.scale, analyze=args.analyze)
+        report["engine"] = measure_engine(path, args.repeat)
+        if not args.skip_export:
+            report["export"] = measure_export(path)
+        report["loadavg_end"] = os.getloadavg()
+    finally:
+        if workdir is not None and not args.keep:
+            for leftover in workdir.iterdir():
+                leftover.unlink()
+            workdir.rmdir()
+    if workdir is None or args.keep:
         report["db"] = str(path)
     print(json.dumps(report, indent=2))
     return 0
