@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 # Prompt tokens read per step while others are generating: big enough for efficient batched
-# prompt reading on a CPU, small enough that the others' next token is not held up for long.
-PREFILL_WHILE_GENERATING = 128
+# prompt reading on a CPU, small enough that the others' next token is held up well under a
+# second (Discord edits are throttled to about one a second anyway).
+PREFILL_WHILE_GENERATING = 256
 
 
 def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
@@ -163,6 +164,7 @@ class LlamaCppRunner:
         self._piece_buf = ctypes.create_string_buffer(256)
         self._slots: list[_Slot] = []
         self._active: list[_Job] = []
+        self._decoded_last = False
         self._use_clock = itertools.count(1)
         self.state_cache = StateCache(state_cache_bytes)
         self.chat_template: str | None = None
@@ -465,7 +467,10 @@ class LlamaCppRunner:
         # are what the first reply token is sampled from.
         keep = common_prefix_len(slot.tokens, prompt[:-1])
         if keep < len(slot.tokens):
-            self._lc.llama_memory_seq_rm(self._mem, slot.seq_id, keep, -1)
+            if not self._lc.llama_memory_seq_rm(self._mem, slot.seq_id, keep, -1):
+                # Some memories (recurrent, sliding-window) cannot drop a tail: start over.
+                self._lc.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+                keep = 0
             del slot.tokens[keep:]
         job.pending = prompt[keep:]
         job.prompt_tokens = len(prompt)
@@ -544,21 +549,33 @@ class LlamaCppRunner:
         return chain
 
     def _step(self) -> None:
+        """One llama_decode: either the next token of every generating request, or one chunk of
+        one prompt. The two alternate while both kinds of work wait.
+
+        They are never mixed in one call: with a KV window per sequence, llama.cpp splits a
+        batch into micro-batches holding equally many tokens of each sequence, and a batch of
+        one-token sequences plus a prompt chunk was measured to run many times slower than the
+        same work as two calls."""
+        decoding = [j for j in self._active if j.n_generated > 0]
+        reading = [j for j in self._active if j.n_generated == 0]
+        if reading and (not decoding or self._decoded_last):
+            # The shortest remaining prompt first: its user gets a first token soonest.
+            job = min(reading, key=lambda j: len(j.pending))
+            budget = self.n_batch if not decoding else min(self.n_batch, PREFILL_WHILE_GENERATING)
+            work = [(job, min(budget, len(job.pending)))]
+            self._decoded_last = False
+        else:
+            work = [(j, 1) for j in decoding]
+            self._decoded_last = True
+        self._decode(work)
+
+    def _decode(self, work: list[tuple[_Job, int]]) -> None:
         lc = self._lc
         batch = self._batch
         n = 0
         fed: list[tuple[_Job, list[int]]] = []
         outputs: list[tuple[_Job, int]] = []
-        # Generating requests (one pending token) go first, and while anybody is generating,
-        # prompts are read in small chunks, so a long prompt cannot stall everybody's next
-        # token for seconds; prompt chunks fill the rest of the batch.
-        jobs = sorted(self._active, key=lambda j: len(j.pending))
-        generating = sum(1 for j in jobs if j.n_generated > 0)
-        budget = self.n_batch if generating == 0 else min(self.n_batch, generating + PREFILL_WHILE_GENERATING)
-        for job in jobs:
-            take = min(len(job.pending), budget - n)
-            if take <= 0:
-                continue
+        for job, take in work:
             slot = job.slot
             assert slot is not None
             pos0 = len(slot.tokens)

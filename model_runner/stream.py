@@ -8,6 +8,7 @@ safe to call from any thread: it hands the event to the consumer's event loop wi
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import weakref
 from collections.abc import Callable
@@ -18,6 +19,13 @@ from .types import ChatResult
 PositionCallback = Callable[[int], Any]
 
 _CHUNK, _POSITION, _DONE, _ERROR = range(4)
+
+
+async def _swallow(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception:  # a UI callback must not break generation
+        pass
 
 
 class StreamSink:
@@ -61,7 +69,8 @@ class ChatStream:
 
     * ``position``: 1, 2, ... while waiting in the queue (1 = next), 0 once generating, None when
       finished. ``on_position`` (given to ``stream_chat``) is called on the event loop whenever it
-      changes, so the caller can show "you are #3 in the queue".
+      changes (it may be a coroutine function), so the caller can show "you are #3 in the
+      queue". A request that starts at once briefly reports 1 before 0.
     * ``cancel()``: stop generating (within a token or two); the stream then ends with
       ``finish_reason == "cancelled"``. Leaving ``async with`` early, cancelling the task that
       iterates, or dropping the stream without reading it to the end all cancel too.
@@ -78,6 +87,7 @@ class ChatStream:
         self._error: BaseException | None = None
         self._finished = False
         self.position: int | None = None
+        self._callback_tasks: set[asyncio.Task[Any]] = set()
         self.sink = StreamSink(self)
 
     @property
@@ -92,7 +102,11 @@ class ChatStream:
             self.position = value
             if self._on_position is not None:
                 try:
-                    self._on_position(value)
+                    res = self._on_position(value)
+                    if inspect.isawaitable(res):  # an async callback: run it, keep a reference
+                        task = self._loop.create_task(_swallow(res))
+                        self._callback_tasks.add(task)
+                        task.add_done_callback(self._callback_tasks.discard)
                 except Exception:  # a UI callback must not break generation
                     pass
             return

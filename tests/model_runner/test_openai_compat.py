@@ -172,3 +172,20 @@ async def test_count_tokens_is_an_estimate(runner):
     assert runner.count_tokens_is_exact is False
     assert await runner.count_tokens("abcdefgh") == 2
     assert await runner.count_tokens(user("abcdefgh")) > 2
+
+
+async def test_async_position_callback_is_awaited(runner):
+    seen: list[int] = []
+
+    async def on_position(p: int) -> None:
+        await asyncio.sleep(0)
+        seen.append(p)
+
+    blocker = runner.stream_chat(user("forever"), user_key="a")
+    waiting = runner.stream_chat(user("hi"), user_key="b", on_position=on_position)
+    await asyncio.sleep(0.05)
+    blocker.cancel()
+    await waiting.final()
+    await blocker.final()
+    await asyncio.sleep(0.01)
+    assert seen[0] == 1 and seen[-1] == 0
