@@ -42,6 +42,10 @@ REPLY_KIND_FOR_PARENT = {Role.PROMPTER: TaskKind.ASSISTANT_REPLY, Role.ASSISTANT
 LABEL_KIND_FOR_ROLE = {Role.PROMPTER: TaskKind.LABEL_PROMPTER_REPLY, Role.ASSISTANT: TaskKind.LABEL_ASSISTANT_REPLY}
 RANK_KIND_FOR_PARENT = {Role.PROMPTER: TaskKind.RANK_ASSISTANT_REPLIES, Role.ASSISTANT: TaskKind.RANK_PROMPTER_REPLIES}
 CANDIDATE_LIMIT = 200
+# Ranking: the oldest parents still needing rankings, found a page of trees at a time.
+RANK_CANDIDATES = 20
+RANK_TREE_PAGE = 16
+RANK_TREE_PAGE_MAX = 512  # bound parameters per query stay far below SQLite's and asyncpg's limits
 
 
 @dataclass(frozen=True)
@@ -277,26 +281,50 @@ async def _find_rank(session: AsyncSession, ctx: Context, user_id: int, lang: st
         .where(Ranking.parent_id == Message.id, Ranking.not_rankable.is_(True)).scalar_subquery()
     )
     roles = [r for r in ranked_parent_roles(ctx) if RANK_KIND_FOR_PARENT[Role(r)] in kinds]
-    rows = (
-        await session.execute(
-            select(Message.id, Message.tree_id, Message.role)
-            .join(MessageTree, MessageTree.id == Message.tree_id)
-            .where(
-                MessageTree.state.in_(RANKING_STATES), MessageTree.lang == lang,
-                Message.deleted.is_(False), Message.review_result.is_(True), Message.role.in_(roles),
-                accepted_children >= 2,
-                real_rankings < settings.rankings_needed,
-                not_rankable < settings.rankings_needed,
-                ~exists().where(Ranking.parent_id == Message.id, Ranking.user_id == user_id),
-                # Nobody ranks a set holding their own reply.
-                ~exists().where(child.c.parent_id == Message.id, child.c.author_id == user_id,
-                                child.c.deleted.is_(False)),
-                ~_own_task_blocks(Message.id, user_id, RANK_KINDS, now),
-            )
-            .order_by(MessageTree.id, Message.id)
-            .limit(20)
+    if not roles:
+        return None
+    conditions = [
+        Message.deleted.is_(False), Message.review_result.is_(True), Message.role.in_(roles),
+        accepted_children >= 2,
+        real_rankings < settings.rankings_needed,
+        not_rankable < settings.rankings_needed,
+        ~exists().where(Ranking.parent_id == Message.id, Ranking.user_id == user_id),
+        # Nobody ranks a set holding their own reply.
+        ~exists().where(child.c.parent_id == Message.id, child.c.author_id == user_id,
+                        child.c.deleted.is_(False)),
+        ~_own_task_blocks(Message.id, user_id, RANK_KINDS, now),
+    ]
+    # A big campaign has thousands of trees in ranking per language. Checking every parent of all of
+    # them and sorting the lot to keep the first RANK_CANDIDATES costs tens of milliseconds, so walk
+    # the trees oldest first in pages (keyset on the tree id, pages growing so that a user with no
+    # work left takes few round trips) and stop as soon as enough candidates are found: the same
+    # rows, in the same order, as one query over every tree would give.
+    rows: list[Any] = []
+    after, page = 0, RANK_TREE_PAGE
+    while len(rows) < RANK_CANDIDATES:
+        tree_ids = list(
+            (
+                await session.scalars(
+                    select(MessageTree.id)
+                    .where(MessageTree.state.in_(RANKING_STATES), MessageTree.lang == lang, MessageTree.id > after)
+                    .order_by(MessageTree.id)
+                    .limit(page)
+                )
+            ).all()
         )
-    ).all()
+        if not tree_ids:
+            break
+        rows += (
+            await session.execute(
+                select(Message.id, Message.tree_id, Message.role)
+                .where(Message.tree_id.in_(tree_ids), *conditions)
+                .order_by(Message.tree_id, Message.id)
+                .limit(RANK_CANDIDATES - len(rows))
+            )
+        ).all()
+        if len(tree_ids) < page:
+            break
+        after, page = tree_ids[-1], min(page * 4, RANK_TREE_PAGE_MAX)
     if not rows:
         return None
     row = ctx.rng.choice(rows)
