@@ -212,7 +212,7 @@ async def concurrent(runner: LlamaCppRunner, n_users: int, n_tokens: int, rounds
     def prompt(i: int) -> list[dict[str, str]]:
         return [{"role": "user", "content": f"User {i} asks: " + filler(2, i) + " Tell me more."}]
 
-    singles, aggregates, waits_in_replies, max_waits = [], [], [], []
+    singles, aggregates, waits_in_replies, max_waits, single_secs = [], [], [], [], []
     for rnd in range(rounds):  # alternate single and concurrent rounds: load drift hits both
         with lag:
             t = time.perf_counter()
@@ -228,6 +228,7 @@ async def concurrent(runner: LlamaCppRunner, n_users: int, n_tokens: int, rounds
             ))
             wall = time.perf_counter() - t
         singles.append(single.completion_tokens / single_s)
+        single_secs.append(single_s)
         aggregates.append(sum(r.completion_tokens for r in results) / wall)
         max_wait = max(r.time_to_first_token_s or 0.0 for r in results)
         max_waits.append(max_wait)
@@ -241,6 +242,9 @@ async def concurrent(runner: LlamaCppRunner, n_users: int, n_tokens: int, rounds
         "aggregate_vs_single": round(statistics.median(a / s for a, s in zip(aggregates, singles, strict=True)), 3),
         "max_wait_s": round(max(max_waits), 4),
         "max_wait_in_single_replies": round(statistics.median(waits_in_replies), 3),
+        "single_reply_s": round(statistics.median(single_secs), 3),
+        # What the last user would wait if replies were served one after another.
+        "serial_max_wait_s": round((n_users - 1) * statistics.median(single_secs), 3),
     }
 
 
