@@ -2,8 +2,8 @@
 
 One worker thread owns the model and its context; nothing else touches them (a llama.cpp context
 is not thread-safe). The context holds ``n_parallel`` sequences, each with its own ``n_ctx``
-window. Every step the worker decodes one batch that carries the next token of every generating
-request plus prompt chunks of newly admitted ones, so eight users are served at once (and faster
+window. The worker alternates between one batch holding the next token of every generating
+request and one chunk of a newly admitted prompt, so eight users are served at once (and faster
 in total than one after another) instead of waiting behind each other's whole replies.
 
 Reuse across turns: an idle sequence keeps the conversation it last served, so the next turn of
