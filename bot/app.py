@@ -69,7 +69,7 @@ async def start_chat(
 ) -> tuple[ChatService | None, Any, str | None]:
     """The chat service and its started runner, or (None, None, why chat is off)."""
     if not settings.enabled:
-        return None, None, "the operator switched chat off ([chat] enabled = false)."
+        return None, None, "Chat is switched off on this bot ([chat] enabled = false in its settings)."
     from model_runner import CHAT_DISABLED_MESSAGE, build_runner
 
     runner = build_runner(

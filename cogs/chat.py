@@ -24,8 +24,7 @@ CURSOR = " ▌"
 PAGE_LIMIT = 2000 - len(CURSOR)
 
 
-def chat_unavailable_text(reason: str) -> str:
-    return f"Chat is switched off on this bot: {reason}"
+NO_CHAT = "Chat is switched off on this bot."
 
 
 class ReplyButton(discord.ui.DynamicItem[discord.ui.Button], template=r"chat:(?P<action>up|down|regen|keep):(?P<id>\d+)"):
@@ -59,7 +58,7 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button], template=r"chat:(?P
     async def callback(self, interaction: discord.Interaction) -> None:
         cog: ChatCog | None = interaction.client.get_cog("Chat")  # type: ignore[union-attr]
         if cog is None or cog.chat is None:
-            await interaction.response.send_message(chat_unavailable_text("no model is loaded."), ephemeral=True)
+            await interaction.response.send_message(NO_CHAT, ephemeral=True)
             return
         await cog.on_reply_button(interaction, self.action, self.reply_id)
 
@@ -140,7 +139,7 @@ class ChatCog(commands.Cog, name="Chat"):
         if not self._addressed_to_me(message):
             return
         if self.chat is None:
-            await message.channel.send(chat_unavailable_text(self.unavailable_reason or "no model."))
+            await message.channel.send(self.unavailable_reason or NO_CHAT)
             return
         async with self._user_locks[message.author.id]:
             # One turn at a time per user, so a quick second message sees the first reply in its context.
@@ -263,7 +262,7 @@ class ChatCog(commands.Cog, name="Chat"):
     async def _require_chat(self, interaction: discord.Interaction) -> ChatService | None:
         if self.chat is None:
             await interaction.response.send_message(
-                chat_unavailable_text(self.unavailable_reason or "no model."), ephemeral=True
+                self.unavailable_reason or NO_CHAT, ephemeral=True
             )
         return self.chat
 
