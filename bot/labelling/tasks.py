@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling.context import Context
@@ -227,8 +227,11 @@ async def _find_reply(session: AsyncSession, ctx: Context, user_id: int, lang: s
         .scalar_subquery()
     )
     lock_since = now - timedelta(minutes=settings.reply_lock_minutes)
+    # ``state || ''`` keeps SQLite off the (state, expires_at) index: through it, this check read every
+    # open task of the campaign for each candidate parent, instead of the parent's few tasks.
     reserved_by_other = exists().where(
-        Task.target_message_id == Message.id, Task.kind.in_(list(REPLY_KINDS)), Task.state == TaskState.OFFERED,
+        Task.target_message_id == Message.id, Task.kind.in_(list(REPLY_KINDS)),
+        Task.state.concat(literal_column("''")) == TaskState.OFFERED,
         Task.user_id != user_id, Task.created_at > lock_since, Task.expires_at > now,
     )
     parent_roles = [role for role, kind in REPLY_KIND_FOR_PARENT.items() if kind in kinds]

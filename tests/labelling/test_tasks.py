@@ -164,6 +164,32 @@ async def test_ranking_task_excludes_authors_of_the_replies(campaign):
         assert task.payload["reply_ids"] == [r.id for r in offer.replies]
 
 
+async def test_ranking_tasks_are_found_across_pages_of_trees(campaign, monkeypatch):
+    # One tree per page and one candidate wanted: the walk must pass over trees with nothing for this
+    # user (their own reply, or already ranked) and offer the oldest parent they may rank.
+    from bot.labelling import tasks
+
+    monkeypatch.setattr(tasks, "RANK_TREE_PAGE", 1)
+    monkeypatch.setattr(tasks, "RANK_CANDIDATES", 1)
+    u = await campaign.users(10)
+    first, _ = await campaign.tree_in_ranking([u[0], u[1], u[9], u[3], u[4]])
+    second, _ = await campaign.tree_in_ranking([u[5], u[6], u[7], u[3], u[4]])
+    campaign.clock.advance(hours=3)  # the same reply texts again are no duplicates then
+    third, _ = await campaign.tree_in_ranking([u[8], u[6], u[7], u[3], u[4]])
+    rank = [TaskKind.RANK_ASSISTANT_REPLIES]
+    # u[9] wrote a reply in the first tree.
+    offer = await campaign.service.request_task(u[9], kinds=rank)
+    assert offer.target_message_id == second
+    await campaign.service.submit_ranking(offer.task_id, u[9], [r.id for r in offer.replies])
+    offer = await campaign.service.request_task(u[9], kinds=rank)
+    assert offer.target_message_id == third
+    # u[2] is in none of them: the oldest first; u[6] and u[7] wrote replies in the last two.
+    assert (await campaign.service.request_task(u[2], kinds=rank)).target_message_id == first
+    assert (await campaign.service.request_task(u[6], kinds=rank)).target_message_id == first
+    await campaign.service.request_task(u[7], kinds=rank)
+    assert (await _no_task(campaign.service, u[7], rank)).reason == "no_work"
+
+
 async def test_work_overview_tells_what_the_user_could_do(campaign):
     author, reviewer = await campaign.users(2)
     await campaign.prompt(author)
