@@ -6,7 +6,7 @@
 At scale 1: 10k users, 100k trees (about 1M messages): the open trees the engine allows per
 language (10 growing, 80 prompts in review) and a history in every other state, three reviews
 per reviewed message, three rankings per ranked parent (with their done tasks), reactions, score
-events over the last six months, open and skipped tasks, and some chats with preference pairs.
+events over the last six months (and their per-user daily totals), open and skipped tasks, and some chats with preference pairs.
 Prints one JSON object: fill time and row counts; p50/p99 of task selection (also per kind of
 task offered), a ranking submission, a vote and the leaderboards, each through LabellingService
 (one committed transaction per call, as a cog makes it); the export rate per wall and per CPU
@@ -78,6 +78,8 @@ class Filler:
         self.n_users = n_users
         self.ids = {"messages": 0, "trees": 0, "tasks": 0, "chat": 0}
         self.points = [0.0] * (n_users + 1)
+        # (user, UTC day) -> points: score_daily, which the engine keeps equal to the day's events.
+        self.daily: dict[tuple[int, str], float] = defaultdict(float)
         self.rows: dict[str, list[tuple]] = defaultdict(list)
         self.counts: dict[str, int] = {}
         self.sql = {
@@ -131,7 +133,9 @@ class Filler:
     def score(self, user: int, points: float, reason: str, message_id: int | None, when: datetime) -> None:
         when = min(when, NOW)
         self.points[user] += points
-        self.add("score_events", (user, points, reason, message_id, ts(when)))
+        stamp = ts(when)
+        self.daily[(user, stamp[:10])] += points
+        self.add("score_events", (user, points, reason, message_id, stamp))
 
     # -- users
 
@@ -329,6 +333,9 @@ class Filler:
             "UPDATE users SET points = ? WHERE id = ?",
             [(p, i) for i, p in enumerate(self.points) if i and p],
         )
+        self.con.executemany("INSERT INTO score_daily (user_id, day, points) VALUES (?,?,?)",
+                             [(user, day, p) for (user, day), p in self.daily.items()])
+        self.counts["score_daily"] = len(self.daily)
         return dict(self.counts)
 
 

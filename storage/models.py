@@ -6,13 +6,14 @@ a race between two workers can never count a vote, label, ranking or reply twice
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -250,6 +251,22 @@ class ScoreEvent(Base):
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScoreDaily(Base):
+    """A user's points per UTC day: the sum of their score_events of that day, upserted in the same
+    transaction as each event. Period leaderboards add up a few rows per user for the whole days of
+    the period instead of grouping every event (a busy week holds hundreds of thousands)."""
+
+    __tablename__ = "score_daily"
+    __table_args__ = (
+        # Covering index: a period board reads (user_id, points) for a range of days without the table.
+        Index("ix_score_daily_day", "day", "user_id", "points"),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    points: Mapped[float] = mapped_column(Float, default=0)
 
 
 class ModerationFlag(Base):

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling.context import Context
 from bot.labelling.errors import UnknownUser
-from bot.labelling.points import REASONS, level_for, period_start, points_for_level
+from bot.labelling.points import REASONS, day_start, level_for, period_start, points_for_level, utc_day
 from storage.enums import TaskKind, TaskState
-from storage.models import Message, Ranking, ScoreEvent, Task, User
+from storage.models import Message, Ranking, ScoreDaily, ScoreEvent, Task, User
 
 PERIODS = ("day", "week", "month", "all")
+SUM_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -64,15 +65,31 @@ def _visible(include_synthetic: bool) -> list:
     return conditions
 
 
+def _period_points(since: datetime, user_id: int | None = None) -> Any:
+    """(user_id, points) rows adding up to each user's points since ``since``, exactly: the whole UTC
+    days after the first day come from score_daily (one row per user and day), and only the part of
+    the first day from ``since`` on is read from score_events. A week is then at most 6 daily rows
+    per user plus a partial day of events, instead of every event of the week."""
+    first_day = utc_day(since)
+    # ``+ 0`` keeps SQLite on the covering (day|created_at, user_id, points) indexes: a bare user_id
+    # lures it into skip-scanning the (user_id, ...) index, which is far slower on a large table.
+    days = select((ScoreDaily.user_id + literal_column("0")).label("user_id"), ScoreDaily.points.label("points")) \
+        .where(ScoreDaily.day > first_day)
+    edge = select((ScoreEvent.user_id + literal_column("0")).label("user_id"), ScoreEvent.points.label("points")) \
+        .where(ScoreEvent.created_at >= since, ScoreEvent.created_at < day_start(first_day + timedelta(days=1)))
+    if user_id is not None:
+        # One user's own total: their primary-key and (user_id, created_at) ranges instead.
+        days = days.where(ScoreDaily.user_id == user_id)
+        edge = edge.where(ScoreEvent.user_id == user_id)
+    return union_all(days, edge).subquery()
+
+
 def _period_totals(since: datetime) -> Any:
-    """Points per user since ``since``. Grouping by ``user_id + 0`` keeps SQLite on the covering
-    (created_at, user_id, points) index: grouping by the bare column lures it into skip-scanning the
-    (user_id, created_at) index, which is ten times slower on a large table."""
-    user_id = ScoreEvent.user_id + literal_column("0")
+    """Points per user since ``since``."""
+    parts = _period_points(since)
     return (
-        select(user_id.label("user_id"), func.sum(ScoreEvent.points).label("total"))
-        .where(ScoreEvent.created_at >= since)
-        .group_by(user_id)
+        select(parts.c.user_id, func.sum(parts.c.points).label("total"))
+        .group_by(parts.c.user_id)
         .subquery()
     )
 
@@ -115,15 +132,16 @@ async def _period_rank(session: AsyncSession, ctx: Context, user: User, period: 
             select(func.count()).select_from(User).where(*_visible(include_synthetic), User.points > mine)
         )
         return (above or 0) + 1, round(mine, 2)
-    mine = await session.scalar(
-        select(func.sum(ScoreEvent.points)).where(ScoreEvent.user_id == user.id, ScoreEvent.created_at >= since)
-    )
+    own = _period_points(since, user.id)
+    mine = await session.scalar(select(func.sum(own.c.points)))
     if not mine:
         return None, 0.0
     totals = _period_totals(since)
+    # The same sums added in another order may differ in the last bits: without the tolerance a user
+    # could count themselves as above themselves.
     above = await session.scalar(
         select(func.count()).select_from(totals).join(User, User.id == totals.c.user_id)
-        .where(*_visible(include_synthetic), totals.c.total > mine)
+        .where(*_visible(include_synthetic), totals.c.total > mine + SUM_TOLERANCE)
     )
     return (above or 0) + 1, round(float(mine), 2)
 

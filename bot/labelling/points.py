@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling.context import Context
-from storage.models import ScoreEvent, User
+from storage.models import ScoreDaily, ScoreEvent, User
 
 MAX_LEVEL = 100
 
@@ -51,20 +52,40 @@ async def award(
     message_id: int | None = None,
     task_id: int | None = None,
 ) -> float:
-    """Record a score event and add it to the user's total in the same transaction."""
+    """Record a score event and add it to the user's total and to their total of the (UTC) day, in
+    the same transaction: both always equal the sum of their events."""
     if user_id is None or points <= 0:
         return 0.0
+    now = ctx.now()
     session.add(
         ScoreEvent(
             user_id=user_id, points=points, reason=reason, detail=detail,
-            message_id=message_id, task_id=task_id, created_at=ctx.now(),
+            message_id=message_id, task_id=task_id, created_at=now,
         )
     )
     await session.execute(
         update(User).where(User.id == user_id).values(points=User.points + points),
         execution_options={"synchronize_session": False},
     )
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    daily = insert(ScoreDaily).values(user_id=user_id, day=utc_day(now), points=points)
+    await session.execute(
+        daily.on_conflict_do_update(
+            index_elements=[ScoreDaily.user_id, ScoreDaily.day],
+            set_={"points": ScoreDaily.points + daily.excluded.points},
+        )
+    )
     return points
+
+
+def utc_day(moment: datetime) -> date:
+    """The UTC calendar day a score event counts for in score_daily."""
+    return moment.astimezone(UTC).date()
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
 
 
 def touch_streak(user: User, ctx: Context) -> None:

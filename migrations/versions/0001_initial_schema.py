@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 13:19:36.946741
+Create Date: 2026-11-26 13:37:42.980963
 """
 
 from collections.abc import Sequence
@@ -128,6 +128,16 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_messages_discord_message_id'), ['discord_message_id'], unique=False)
         batch_op.create_index('ix_messages_parent_id', ['parent_id'], unique=False)
         batch_op.create_index('ix_messages_tree_id', ['tree_id'], unique=False)
+
+    op.create_table('score_daily',
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('points', sa.Float(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_score_daily_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('user_id', 'day', name=op.f('pk_score_daily'))
+    )
+    with op.batch_alter_table('score_daily', schema=None) as batch_op:
+        batch_op.create_index('ix_score_daily_day', ['day', 'user_id', 'points'], unique=False)
 
     op.create_table('chat_messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -323,6 +333,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_chat_messages_conversation')
 
     op.drop_table('chat_messages')
+    with op.batch_alter_table('score_daily', schema=None) as batch_op:
+        batch_op.drop_index('ix_score_daily_day')
+
+    op.drop_table('score_daily')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index('ix_messages_tree_id')
         batch_op.drop_index('ix_messages_parent_id')

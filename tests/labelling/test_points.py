@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
 from bot.labelling.points import level_for, points_for_level
 from storage.enums import TaskKind
-from storage.models import Ranking, ScoreEvent, User
+from storage.models import Ranking, ScoreDaily, ScoreEvent, User
 
 
 @pytest.mark.parametrize(("points", "level"), [(0, 0), (3.99, 0), (4, 1), (8.9, 1), (9, 2), (16, 3), (10**9, 100)])
@@ -110,3 +112,44 @@ async def test_streak_counts_days_and_resets_after_a_long_gap(campaign):
     campaign.clock.advance(hours=37)
     await campaign.prompt(user, "After a gap?")
     assert await streak() == 1
+
+
+async def test_period_boards_count_exactly_from_the_start_of_the_window(campaign):
+    # Whole days come from the daily totals, the first (partial) day from the events: an event a
+    # minute before the window starts is out, one a minute after it on the same day is in.
+    users = await campaign.users(4)
+    campaign.clock.now = campaign.clock.now.replace(hour=11, minute=59)
+    await campaign.prompt(users[0], "Just too old?")  # 0.1 at 11:59:00
+    campaign.clock.now = campaign.clock.now.replace(hour=12, minute=1)
+    await campaign.prompt(users[1], "Just recent enough?")  # 0.1 at 12:01:00
+    await campaign.prompt(users[1], "Later the same day?")  # 0.1 at 12:01:30
+    campaign.clock.advance(days=3)
+    await campaign.prompt(users[2], "Three days later?")  # 0.1, a whole day of the window
+    campaign.clock.now = campaign.clock.now.replace(hour=12, minute=0) + timedelta(days=4)  # since = day 0, 12:00
+    week = {e.user_id: e.points for e in await campaign.service.leaderboard("week", include_synthetic=True)}
+    assert week == {users[1]: 0.2, users[2]: 0.1}
+    assert (await campaign.service.user_stats(users[0])).ranks["week"] == (None, 0.0)
+    assert (await campaign.service.user_stats(users[1])).ranks["week"] == (1, 0.2)
+    assert (await campaign.service.user_stats(users[2])).ranks["week"] == (2, 0.1)
+    assert (await campaign.service.user_stats(users[0])).ranks["month"] == (2, 0.1)
+    day = await campaign.service.leaderboard("day", include_synthetic=True)
+    assert day == []
+    async with campaign.service.sessions() as session:
+        daily = (await session.execute(select(ScoreDaily.user_id, ScoreDaily.day, ScoreDaily.points)
+                                       .order_by(ScoreDaily.day, ScoreDaily.user_id))).all()
+    first = campaign.clock.now.date() - timedelta(days=7)
+    assert [tuple(row) for row in daily] == [(users[0], first, pytest.approx(0.1)), (users[1], first, pytest.approx(0.2)),
+                                             (users[2], first + timedelta(days=3), pytest.approx(0.1))]
+
+
+async def test_own_period_rank_matches_the_board(campaign):
+    users, _ = await _ranked_tree(campaign, [(0, 1), (1, 0)])
+    campaign.clock.advance(hours=20)  # the window's first day is partial for every period
+    for period in ("day", "week", "month", "all"):
+        board = await campaign.service.leaderboard(period, limit=50, include_synthetic=True)
+        assert board
+        for entry in board:
+            rank, points = (await campaign.service.user_stats(entry.user_id)).ranks[period]
+            assert points == entry.points
+            # Tied users share the best of their positions.
+            assert rank == min(e.rank for e in board if e.points == entry.points)

@@ -79,3 +79,33 @@ def test_a_database_with_real_users_is_never_overwritten(tmp_path):
     else:
         raise AssertionError("a live database was accepted")
     assert path.exists()
+
+
+async def test_daily_totals_equal_the_events_of_each_day(tmp_path):
+    # score_daily is what period leaderboards read: after a whole campaign it must hold exactly the
+    # sum of each user's score events per UTC day (test_points checks a campaign over several days).
+    from collections import defaultdict
+
+    import pytest
+    from sqlalchemy import select
+
+    from storage.models import ScoreDaily, ScoreEvent
+
+    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/daily.db")
+    await db.upgrade(engine)
+    try:
+        sessions = db.session_factory(engine)
+        await simulate(sessions, LabellingSettings(), users=20, prompts=4, trolls=2, seed=9)
+        async with sessions() as session:
+            expected: dict = defaultdict(float)
+            for user_id, points, created_at in (
+                await session.execute(select(ScoreEvent.user_id, ScoreEvent.points, ScoreEvent.created_at))
+            ).all():
+                expected[(user_id, created_at.date())] += points
+            daily = {(u, d): p for u, d, p in (await session.execute(
+                select(ScoreDaily.user_id, ScoreDaily.day, ScoreDaily.points))).all()}
+    finally:
+        await engine.dispose()
+    assert daily.keys() == expected.keys()
+    for key, points in expected.items():
+        assert daily[key] == pytest.approx(points)
