@@ -94,6 +94,35 @@ async def test_a_simulated_campaign_and_its_export(engine, tmp_path):
     first = json.loads(out.read_text().splitlines()[0])
     assert first["tree_state"] == "ready_for_export" and first["prompt"]["replies"]
 
+    # Daily totals (upserted on PostgreSQL too) match the events, and period boards built on them
+    # equal the events of the exact window.
+    from collections import defaultdict
+    from datetime import timedelta
+
+    from bot.labelling.service import LabellingService
+    from storage.models import ScoreDaily, ScoreEvent
+
+    async with sessions() as session:
+        events = (await session.execute(select(ScoreEvent.user_id, ScoreEvent.points, ScoreEvent.created_at))).all()
+        daily = {(u, d): p for u, d, p in (await session.execute(
+            select(ScoreDaily.user_id, ScoreDaily.day, ScoreDaily.points))).all()}
+    per_day: dict = defaultdict(float)
+    for user_id, points, created_at in events:
+        per_day[(user_id, created_at.date())] += points
+    assert daily.keys() == per_day.keys()
+    assert all(abs(daily[key] - points) < 1e-9 for key, points in per_day.items())
+    now = max(created_at for _, _, created_at in events) + timedelta(hours=20)
+    service = LabellingService(sessions, LabellingSettings(), clock=lambda: now)
+    for period, span in (("day", timedelta(days=1)), ("week", timedelta(days=7))):
+        expected: dict = defaultdict(float)
+        for user_id, points, created_at in events:
+            if created_at >= now - span:
+                expected[user_id] += points
+        board = await service.leaderboard(period, limit=100, include_synthetic=True)
+        assert {e.user_id: e.points for e in board} == {u: round(p, 2) for u, p in expected.items()}
+        for entry in board[:3]:
+            assert (await service.user_stats(entry.user_id)).ranks[period][1] == entry.points
+
 
 async def test_chat_preferences(engine):
     from bot.chat.service import ChatService
