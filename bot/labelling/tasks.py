@@ -44,8 +44,7 @@ RANK_KIND_FOR_PARENT = {Role.PROMPTER: TaskKind.RANK_ASSISTANT_REPLIES, Role.ASS
 CANDIDATE_LIMIT = 200
 # Ranking: the oldest parents still needing rankings, found a page of trees at a time.
 RANK_CANDIDATES = 20
-RANK_TREE_PAGE = 16
-RANK_TREE_PAGE_MAX = 512  # bound parameters per query stay far below SQLite's and asyncpg's limits
+RANK_TREE_PAGE = 64
 
 
 @dataclass(frozen=True)
@@ -301,33 +300,32 @@ async def _find_rank(session: AsyncSession, ctx: Context, user_id: int, lang: st
     # them and sorting the lot to keep the first RANK_CANDIDATES costs tens of milliseconds, so walk
     # the trees oldest first in pages (keyset on the tree id, pages growing so that a user with no
     # work left takes few round trips) and stop as soon as enough candidates are found: the same
-    # rows, in the same order, as one query over every tree would give.
+    # rows, in the same order, as one query over every tree would give. Usually the first page has
+    # enough, in one round trip; a page short of candidates also asks where it ended.
     rows: list[Any] = []
     after, page = 0, RANK_TREE_PAGE
     while len(rows) < RANK_CANDIDATES:
-        tree_ids = list(
-            (
-                await session.scalars(
-                    select(MessageTree.id)
-                    .where(MessageTree.state.in_(RANKING_STATES), MessageTree.lang == lang, MessageTree.id > after)
-                    .order_by(MessageTree.id)
-                    .limit(page)
-                )
-            ).all()
+        trees = (
+            select(MessageTree.id)
+            .where(MessageTree.state.in_(RANKING_STATES), MessageTree.lang == lang, MessageTree.id > after)
+            .order_by(MessageTree.id)
+            .limit(page)
+            .subquery()
         )
-        if not tree_ids:
-            break
         rows += (
             await session.execute(
                 select(Message.id, Message.tree_id, Message.role)
-                .where(Message.tree_id.in_(tree_ids), *conditions)
+                .where(Message.tree_id.in_(select(trees.c.id)), *conditions)
                 .order_by(Message.tree_id, Message.id)
                 .limit(RANK_CANDIDATES - len(rows))
             )
         ).all()
-        if len(tree_ids) < page:
+        if len(rows) >= RANK_CANDIDATES:
             break
-        after, page = tree_ids[-1], min(page * 4, RANK_TREE_PAGE_MAX)
+        walked, last = (await session.execute(select(func.count(), func.max(trees.c.id)))).one()
+        if walked < page:
+            break
+        after, page = last, page * 4
     if not rows:
         return None
     row = ctx.rng.choice(rows)
