@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -526,6 +527,8 @@ def measure_engine(path: Path, repeat: int) -> dict:
             for _ in range(warm):
                 user_id, lang = next(users)
                 await timed(service.request_task(user_id, lang))
+            # As the bot does once started (bot/app.py): long-lived objects leave the collector's reach.
+            gc.freeze()
             for _ in range(repeat):
                 user_id, lang = next(users)
                 elapsed, offer = await timed(service.request_task(user_id, lang))
