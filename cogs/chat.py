@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.chat.pages import split_pages
 from bot.chat.service import PRESET_NAMES, ChatError, ChatService, ChatTurn, RateLimited
+from model_runner import preset as sampling_preset
 from storage.enums import ChatMessageState
 
 log = logging.getLogger(__name__)
@@ -165,8 +166,6 @@ class ChatCog(commands.Cog, name="Chat"):
                            reference: discord.Message | None = None, alternatives: bool = False,
                            preface: str = "") -> None:
         assert self.chat is not None
-        from model_runner.params import preset as sampling_preset
-
         seed = None if self.settings.seed is None else (self.settings.seed + turn.reply_id) % (2**32 - 1)
         params = sampling_preset(turn.preset, max_tokens=self.settings.max_reply_tokens, seed=seed)
         note = preface + ("*Older messages were left out to fit my memory.*\n" if turn.dropped_messages else "")
