@@ -18,11 +18,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import ChatSettings
+from model_runner.params import PRESETS
 from storage.enums import ChatMessageState, ChatRole
 from storage.models import ChatConversation, ChatMessage, ChatPreference, User
 from storage.users import get_or_create_user, insert_ignoring_conflicts
 
-PRESET_NAMES = ("k50", "k50-creative", "k50-precise", "nucleus9")
+PRESET_NAMES = tuple(PRESETS)
 GENERATING = ChatMessageState.GENERATING
 # Tokens a chat template adds around each message (ChatML: "<|im_start|>role\n" ... "<|im_end|>\n").
 TEMPLATE_TOKENS_PER_MESSAGE = 5
