@@ -7,7 +7,6 @@ import gc
 import logging
 import signal
 from dataclasses import dataclass
-from typing import Any
 
 import discord
 import yarl
@@ -19,6 +18,7 @@ from bot.chat.service import ChatService
 from bot.chat.synthetic import SyntheticReplier
 from bot.config import ChatSettings, Settings
 from bot.labelling.service import LabellingService
+from model_runner import CHAT_DISABLED_MESSAGE, ChatRunner, build_runner, preset, resolve_model_path
 from storage import db
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     labelling: LabellingService
     chat: ChatService | None = None
-    chat_runner: Any = None
+    chat_runner: ChatRunner | None = None
     # Why chat is off, in words users can be shown; None while chat works.
     chat_unavailable_reason: str | None = None
     synthetic: SyntheticReplier | None = None
@@ -60,18 +60,15 @@ class Services:
 def preflight_model(settings: ChatSettings) -> None:
     """Fail before connecting when a configured model file is missing or is not GGUF."""
     if settings.enabled and settings.backend == "llama_cpp":
-        from model_runner import resolve_model_path
-
         resolve_model_path(settings.model_path)
 
 
 async def start_chat(
     settings: ChatSettings, sessions: async_sessionmaker[AsyncSession]
-) -> tuple[ChatService | None, Any, str | None]:
+) -> tuple[ChatService | None, ChatRunner | None, str | None]:
     """The chat service and its started runner, or (None, None, why chat is off)."""
     if not settings.enabled:
         return None, None, "Chat is switched off on this bot ([chat] enabled = false in its settings)."
-    from model_runner import CHAT_DISABLED_MESSAGE, build_runner
 
     runner = build_runner(
         model_path=settings.model_path,
@@ -122,8 +119,6 @@ class OABot(commands.Bot):
         chat, runner, unavailable = await start_chat(settings.chat, sessions)
         synthetic = None
         if runner is not None and settings.chat.synthetic_replies:
-            from model_runner import preset
-
             synthetic = SyntheticReplier(
                 labelling, runner, system_prompt=settings.chat.system_prompt,
                 params=preset(settings.chat.preset, max_tokens=settings.chat.max_reply_tokens),
