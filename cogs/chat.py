@@ -6,7 +6,6 @@ import asyncio
 import io
 import logging
 import re
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -14,15 +13,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.chat.pages import split_pages
 from bot.chat.service import PRESET_NAMES, ChatError, ChatService, ChatTurn, RateLimited
+from cogs.streaming import StreamedMessage
 from model_runner import preset as sampling_preset
 from storage.enums import ChatMessageState
 
 log = logging.getLogger(__name__)
 
-CURSOR = " ▌"
-PAGE_LIMIT = 2000 - len(CURSOR)
 
 
 NO_CHAT = "Chat is switched off on this bot."
@@ -169,7 +166,7 @@ class ChatCog(commands.Cog, name="Chat"):
         seed = None if self.settings.seed is None else (self.settings.seed + turn.reply_id) % (2**32 - 1)
         params = sampling_preset(turn.preset, max_tokens=self.settings.max_reply_tokens, seed=seed)
         note = preface + ("*Older messages were left out to fit my memory.*\n" if turn.dropped_messages else "")
-        writer = _PageWriter(channel, self.settings.edit_interval_seconds, reference=reference)
+        writer = StreamedMessage(channel, self.settings.edit_interval_seconds, reference=reference)
         queue_notice: dict[str, Any] = {}
 
         async def on_position(position: int) -> None:
@@ -350,61 +347,6 @@ def _rebuild_view(message: discord.Message | None, reply_id: int, *, feedback: i
         alternatives="keep" in current if alternatives is None else alternatives,
         kept=(current.get("keep") == discord.ButtonStyle.success) if kept is None else kept,
     )
-
-
-class _PageWriter:
-    """Streams text into as few messages as possible, editing at most once per interval."""
-
-    def __init__(self, channel: discord.abc.Messageable, interval: float, *,
-                 reference: discord.Message | None = None) -> None:
-        self.channel = channel
-        self.interval = interval
-        self.reference = reference
-        self.messages: list[discord.Message] = []
-        self.shown: list[str] = []
-        self.last_edit = 0.0
-        # The queue-position notice and the stream itself both write; one at a time.
-        self._lock = asyncio.Lock()
-
-    async def status(self, text: str) -> None:
-        async with self._lock:
-            if not self.messages:
-                await self._show(0, text)
-
-    async def update(self, text: str) -> None:
-        if time.monotonic() - self.last_edit < self.interval:
-            return
-        await self._render(text, cursor=True)
-
-    async def finish(self, text: str, *, view: discord.ui.View | None) -> discord.Message | None:
-        return await self._render(text, cursor=False, view=view)
-
-    async def _render(self, text: str, *, cursor: bool, view: discord.ui.View | None = None) -> discord.Message:
-        pages = split_pages(text or "…", PAGE_LIMIT)
-        async with self._lock:
-            for index, page in enumerate(pages):
-                is_last = index == len(pages) - 1
-                shown = page + (CURSOR if cursor and is_last else "")
-                last = await self._show(index, shown, view=view if is_last else None, force=is_last and not cursor)
-            self.last_edit = time.monotonic()
-            return last
-
-    async def _show(self, index: int, text: str, *, view: discord.ui.View | None = None,
-                    force: bool = False) -> discord.Message:
-        extra: dict[str, Any] = {"view": view} if view is not None else {}
-        if index < len(self.messages):
-            if self.shown[index] != text or force:
-                self.messages[index] = await self.messages[index].edit(content=text, **extra)
-                self.shown[index] = text
-            return self.messages[index]
-        kwargs: dict[str, Any] = dict(extra)
-        if self.reference is not None and not self.messages:
-            kwargs["reference"] = self.reference
-            kwargs["mention_author"] = False
-        message = await self.channel.send(text, **kwargs)
-        self.messages.append(message)
-        self.shown.append(text)
-        return message
 
 
 async def setup(bot: Any) -> None:
