@@ -16,21 +16,12 @@ from bot.chat.service import (
     budget_context,
 )
 from bot.config import ChatSettings
-from storage import db
 from storage.enums import ChatMessageState
 from storage.models import ChatMessage, ChatPreference
 
 
 async def words(text: str) -> int:
     return len(text.split())
-
-
-@pytest.fixture
-async def sessions(tmp_path):
-    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/chat.db")
-    await db.upgrade(engine)
-    yield db.session_factory(engine)
-    await engine.dispose()
 
 
 def service(sessions, **overrides) -> ChatService:

@@ -7,7 +7,6 @@ import pytest
 
 from bot.config import LabellingSettings
 from bot.labelling.service import LabellingService
-from storage import db
 from storage.enums import TaskKind
 
 # Small trees so a whole lifecycle takes a handful of calls: prompt + 2 replies, 2 reviews, 2 rankings.
@@ -26,14 +25,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-@pytest.fixture
-async def sessions(tmp_path):
-    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/labelling.db")
-    await db.upgrade(engine)
-    yield db.session_factory(engine)
-    await engine.dispose()
 
 
 @pytest.fixture
