@@ -122,6 +122,7 @@ class OABot(commands.Bot):
             synthetic = SyntheticReplier(
                 labelling, runner, system_prompt=settings.chat.system_prompt,
                 params=preset(settings.chat.preset, max_tokens=settings.chat.max_reply_tokens),
+                seed=settings.chat.seed,
             )
         self.services = Services(
             settings, engine, sessions, labelling, chat, runner, unavailable, synthetic

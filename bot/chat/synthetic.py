@@ -24,11 +24,13 @@ def model_discord_id(model_name: str) -> int:
 
 
 class SyntheticReplier:
-    def __init__(self, labelling: LabellingService, runner: Any, *, system_prompt: str, params: Any) -> None:
+    def __init__(self, labelling: LabellingService, runner: Any, *, system_prompt: str, params: Any,
+                 seed: int | None = None) -> None:
         self.labelling = labelling
         self.runner = runner
         self.system_prompt = system_prompt
         self.params = params
+        self.seed = seed
 
     async def write_one(self) -> int | None:
         """Answer one parent that needs an assistant reply; returns the new message id, or None when
@@ -46,7 +48,9 @@ class SyntheticReplier:
             {"role": "user" if step.role == Role.PROMPTER else "assistant", "content": step.text}
             for step in offer.conversation
         ]
-        stream = self.runner.stream_chat(messages, self.params, user_key="synthetic-replies")
+        # Like chat replies: a configured seed makes runs reproducible, offset so each reply differs.
+        params = self.params if self.seed is None else self.params.with_(seed=(self.seed + offer.task_id) % (2**32 - 1))
+        stream = self.runner.stream_chat(messages, params, user_key="synthetic-replies")
         text = "".join([chunk async for chunk in stream]).strip()
         if not text or stream.result.finish_reason == "cancelled":
             await self.labelling.skip_task(offer.task_id, user.id, "the model wrote nothing")
