@@ -92,7 +92,11 @@ class LabellingSettings(Section):
     reply_lock_minutes: NonNegFloat = 5
     max_pending_tasks_per_user: PosInt = 8
     task_expiry_hours: PosInt = 48
-    review_mode: Literal["simple", "full"] = "simple"
+    # Chance that a review asks the full label set rather than the simple one, per message role
+    # (Open-Assistant's p_full_labeling_review_*).
+    p_full_labeling_review_prompt: Fraction = 1.0
+    p_full_labeling_review_reply_assistant: Fraction = 1.0
+    p_full_labeling_review_reply_prompter: Fraction = 0.25
     max_text_length: PosInt = 2000
     duplicate_text_window_minutes: NonNegFloat = 120
     red_flags_to_remove: PosInt = 4

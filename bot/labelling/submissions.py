@@ -211,7 +211,7 @@ async def submit_labels(session: AsyncSession, ctx: Context, task_id: int, user_
         select(Label.id).where(Label.message_id == message.id, Label.user_id == user_id).limit(1)
     ) is not None:
         raise TaskRefused("already_labelled")
-    mode = task.payload.get("mode", ctx.settings.review_mode)
+    mode = task.payload.get("mode", "simple")
     now = ctx.now()
     session.add_all(
         Label(message_id=message.id, user_id=user_id, task_id=task_id, name=name, value=float(value),

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling.context import Context
 from bot.labelling.errors import NoTaskAvailable, UnknownUser
-from bot.labelling.labels import label_names
+from bot.labelling.labels import LabelSpec, label_names, label_specs
 from bot.labelling.trees import (
     LABEL_KINDS,
     LIVE,
@@ -69,7 +69,9 @@ class TaskOffer:
     conversation: tuple[MessageView, ...] = ()
     replies: tuple[MessageView, ...] = ()
     label_names: tuple[str, ...] = ()
+    # Review tasks: "simple" or "full", and how to ask each label, in the order to ask them.
     review_mode: str | None = None
+    labels: tuple[LabelSpec, ...] = ()
     reply_role: str | None = None
 
 
@@ -193,7 +195,11 @@ async def _find_label(session: AsyncSession, ctx: Context, user_id: int, lang: s
     most = max(row.review_count for row in rows)
     row = ctx.rng.choice([r for r in rows if r.review_count == most])
     kind = TaskKind.LABEL_INITIAL_PROMPT if prompts else LABEL_KIND_FOR_ROLE[Role(row.role)]
-    mode = ctx.settings.review_mode
+    settings = ctx.settings
+    p_full = (settings.p_full_labeling_review_prompt if prompts
+              else settings.p_full_labeling_review_reply_assistant if row.role == Role.ASSISTANT
+              else settings.p_full_labeling_review_reply_prompter)
+    mode = "full" if ctx.rng.random() < p_full else "simple"
     names = label_names(row.role, is_prompt=prompts, mode=mode)
     return _Candidate(kind, row.id, row.tree_id, {"mode": mode, "labels": names})
 
@@ -382,6 +388,7 @@ async def describe_task(session: AsyncSession, task: Task) -> TaskOffer:
         target_message_id=task.target_message_id, tree_id=task.tree_id,
         conversation=await _conversation(session, task.target_message_id), replies=replies,
         label_names=tuple(task.payload.get("labels", ())), review_mode=task.payload.get("mode"),
+        labels=label_specs(task.payload.get("labels", ())),
         reply_role=task.payload.get("role"),
     )
 
