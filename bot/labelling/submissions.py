@@ -176,7 +176,7 @@ async def _decide_review(session: AsyncSession, ctx: Context, message: Message, 
     is_prompt = message.parent_id is None
     threshold = (ctx.settings.acceptance_threshold_initial_prompt if is_prompt
                  else ctx.settings.acceptance_threshold_reply)
-    accepted = acceptance_score(spam, lang) > threshold
+    accepted = acceptance_score(spam, lang, message.review_count) > threshold
     message.review_result = accepted
     if accepted:
         reason = "initial_prompt" if is_prompt else f"{message.role}_reply"
