@@ -76,6 +76,8 @@ class User(Base):
     discord_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     display_name: Mapped[str] = mapped_column(String(100), default="")
     locale: Mapped[str] = mapped_column(String(16), default="en")
+    # The labelling language the member chose (/settings language); None follows their Discord locale.
+    language: Mapped[str | None] = mapped_column(String(16))
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     # Set for the synthetic users of `oabot simulate`; never shown on leaderboards of a real server.
