@@ -79,8 +79,13 @@ class LabellingSettings(Section):
     default_language: str = "en"
     max_active_trees_per_language: PosInt = 10
     max_prompts_in_review: PosInt = 100
+    max_prompt_lottery_waiting: PosInt = 250
     max_tree_depth: PosInt = 3
     max_children: PosInt = 3
+    num_prompter_replies: PosInt = 1
+    # Our extension: a user turn is answered before its tree closes, waiting user turns are answered
+    # first, and no user turn is asked for where the depth limit forbids its answer.
+    answer_prompter_turns: bool = True
     goal_tree_size: PosInt = 12
     reviews_initial_prompt: PosInt = 3
     reviews_reply: PosInt = 3
@@ -91,6 +96,7 @@ class LabellingSettings(Section):
     lonely_children_probability: Fraction = 0.75
     reply_lock_minutes: NonNegFloat = 5
     max_pending_tasks_per_user: PosInt = 8
+    pending_task_window_minutes: PosInt = 5
     task_expiry_hours: PosInt = 48
     # Chance that a review asks the full label set rather than the simple one, per message role
     # (Open-Assistant's p_full_labeling_review_*).

@@ -91,3 +91,18 @@ def agreement(ranking: Sequence[int], consensus: Sequence[int]) -> float | None:
     concordant = sum(1 for a, b in combinations(items, 2) if position[a] < position[b])
     tau = (2 * concordant - pairs) / pairs
     return (1 + tau) / 2
+
+
+def leave_one_out_agreements(candidates: Sequence[int], rankings: Sequence[Sequence[int]],
+                             min_others: int = 2) -> list[float | None]:
+    """Each ranking's agreement with the consensus of the *other* rankings of the same set. A ranking
+    counted inside its own consensus agrees with itself, which flatters everyone and a troll most;
+    with fewer than ``min_others`` other rankings there is no fair measure, so None."""
+    results: list[float | None] = []
+    for index, ranking in enumerate(rankings):
+        others = [r for i, r in enumerate(rankings) if i != index]
+        if len(others) < min_others:
+            results.append(None)
+            continue
+        results.append(agreement(ranking, ranked_pairs(candidates, others)))
+    return results

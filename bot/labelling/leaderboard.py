@@ -110,7 +110,7 @@ async def leaderboard(session: AsyncSession, ctx: Context, period: str = "week",
         query = (
             select(User.id, User.discord_id, User.display_name, totals.c.total, User.points)
             .join(totals, totals.c.user_id == User.id)
-            .where(*_visible(include_synthetic))
+            .where(*_visible(include_synthetic), totals.c.total > SUM_TOLERANCE)
             .order_by(totals.c.total.desc(), User.id)
             .limit(limit)
         )
@@ -134,8 +134,8 @@ async def _period_rank(session: AsyncSession, ctx: Context, user: User, period: 
         return (above or 0) + 1, round(mine, 2)
     own = _period_points(since, user.id)
     mine = await session.scalar(select(func.sum(own.c.points)))
-    if not mine:
-        return None, 0.0
+    if mine is None or mine <= SUM_TOLERANCE:
+        return None, round(float(mine or 0), 2)
     totals = _period_totals(since)
     # The same sums added in another order may differ in the last bits: without the tolerance a user
     # could count themselves as above themselves.

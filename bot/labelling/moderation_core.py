@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.labelling import points
 from bot.labelling.context import Context
 from bot.labelling.trees import abort_tree, advance_tree, cancel_open_tasks, leave_growing
 from storage.enums import TreeState
@@ -39,9 +40,14 @@ async def subtree_ids(session: AsyncSession, message: Message) -> list[int]:
 
 async def remove_message(session: AsyncSession, ctx: Context, message: Message, *, actor_id: int | None,
                          action: str, details: dict[str, Any] | None = None) -> list[int]:
-    """Soft-delete a message with its subtree. Removing a prompt aborts its whole tree; removing a
-    reply lets the tree move on (e.g. a ranking set may now be complete)."""
+    """Soft-delete a message with its subtree and take back what their authors earned through them.
+    Removing a prompt aborts its whole tree; removing a reply lets the tree move on (e.g. a ranking set
+    may now be complete)."""
     ids = await subtree_ids(session, message)
+    authors = dict((await session.execute(
+        select(Message.id, Message.author_id).where(Message.id.in_(ids), Message.deleted.is_(False))
+    )).all())
+    await points.take_back(session, ctx, authors)
     await session.execute(
         update(Message).where(Message.id.in_(ids)).values(deleted=True),
         execution_options={"synchronize_session": "fetch"},

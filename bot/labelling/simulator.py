@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import LabellingSettings
@@ -22,8 +22,8 @@ from bot.labelling.errors import LabellingError, NoTaskAvailable, TaskRefused
 from bot.labelling.service import LabellingService
 from bot.labelling.tasks import TaskOffer
 from bot.labelling.trees import RANK_KINDS, REPLY_KINDS
-from storage.enums import TaskKind, TaskState, TreeState
-from storage.models import Message, MessageTree, Ranking, Task
+from storage.enums import Role, TaskKind, TaskState, TreeState
+from storage.models import Label, Message, MessageTree, Ranking, Task
 
 SIMULATION_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 LIKERT = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -83,6 +83,15 @@ class SimulationReport:
     spam_reviewed: int
     refusals: dict[str, int]
     stop_reason: str
+    # The quality of the data: shares of wrong review outcomes, how far honest rankings agree better
+    # than trolls' (leave-one-out), how many labels each review mode gave, and user turns without an
+    # answer in exported trees.
+    honest_messages_rejected_share: float | None = None
+    spam_accepted_share: float | None = None
+    agreement_gap: float | None = None
+    label_rows_full: int = 0
+    label_rows_simple: int = 0
+    unanswered_prompter_turns: int = 0
     unfinished: dict[str, str] = field(default_factory=dict)
     rounds: int = 0
     simulated_hours: float = 0.0
@@ -107,7 +116,13 @@ class SimulationReport:
         ]
         lines.append(
             f"review outcomes: {self.honest_messages_rejected} of {self.honest_messages_reviewed} honest messages "
-            f"rejected, {self.spam_accepted} of {self.spam_reviewed} spam messages accepted"
+            f"rejected ({fmt(self.honest_messages_rejected_share)}), {self.spam_accepted} of {self.spam_reviewed} "
+            f"spam messages accepted ({fmt(self.spam_accepted_share)})"
+        )
+        lines.append(
+            f"agreement gap (honest - trolls): {fmt(self.agreement_gap)}; label rows: {self.label_rows_full} full, "
+            f"{self.label_rows_simple} simple; unanswered user turns in exported trees: "
+            f"{self.unanswered_prompter_turns}"
         )
         if self.refusals:
             lines.append("refused submissions: " + ", ".join(f"{r} {n}" for r, n in sorted(self.refusals.items())))
@@ -171,22 +186,22 @@ class Simulation:
         return self.quality.get(message_id, 0.5) + self.rng.gauss(0, 0.12)
 
     def _labels(self, agent: Agent, offer: TaskOffer) -> dict[str, float]:
-        names = offer.label_names
         if agent.troll:
-            return {name: self.rng.choice(LIKERT) if name not in ("spam",) else float(self.rng.random() < 0.5)
-                    for name in names}
+            return {spec.name: self.rng.choice(LIKERT) if spec.kind == "likert" else float(self.rng.random() < 0.5)
+                    for spec in offer.labels}
         target = offer.target_message_id
         is_spam = target in self.spam
         # Honest reviewers recognise spam, with a small error rate either way.
-        spam = float(is_spam != (self.rng.random() < 0.05))
-        labels = {"spam": spam}
-        for name in names:
-            if name == "spam":
+        labels = {"spam": float(is_spam != (self.rng.random() < 0.05))}
+        for spec in offer.labels:
+            if spec.name == "spam":
                 continue
-            if name in ("quality", "helpfulness", "creativity"):
-                labels[name] = min(LIKERT, key=lambda v: abs(v - self._perceived(target)))
+            if spec.name in ("quality", "helpfulness", "creativity"):
+                labels[spec.name] = min(LIKERT, key=lambda v: abs(v - self._perceived(target)))
+            elif spec.name == "fails_task":
+                labels[spec.name] = float(self._perceived(target) < 0.35)
             else:
-                labels[name] = 0.0
+                labels[spec.name] = 0.0
         return labels
 
     async def _maybe_vote(self, agent: Agent, offer: TaskOffer) -> None:
@@ -329,24 +344,50 @@ class Simulation:
             reviewed = (await session.execute(
                 select(Message.id, Message.review_result).where(Message.review_result.is_not(None))
             )).all()
+            label_modes = dict((await session.execute(select(Label.mode, func.count()).group_by(Label.mode))).all())
+            unanswered = await self._unanswered_prompter_turns(session)
         honest = [a for u, a in agreements if u not in trolls]
         troll = [a for u, a in agreements if u in trolls]
         exported = by_state.get(TreeState.READY_FOR_EXPORT, 0)
+        honest_mean = round(sum(honest) / len(honest), 3) if honest else None
+        troll_mean = round(sum(troll) / len(troll), 3) if troll else None
+        honest_rejected = sum(1 for m, ok in reviewed if m not in self.spam and not ok)
+        honest_reviewed = sum(1 for m, _ in reviewed if m not in self.spam)
+        spam_accepted = sum(1 for m, ok in reviewed if m in self.spam and ok)
+        spam_reviewed = sum(1 for m, _ in reviewed if m in self.spam)
+
+        def share(part: int, whole: int) -> float | None:
+            return round(part / whole, 4) if whole else None
+
         return SimulationReport(
             users=self.users, trolls=self.trolls, prompts=self.prompts, seed=self.seed,
             trees_by_state={str(k): v for k, v in by_state.items()}, exported_trees=exported,
             human_actions=actions,
             human_actions_per_exported_tree=round(actions / exported, 1) if exported else None,
-            honest_mean_agreement=round(sum(honest) / len(honest), 3) if honest else None,
-            troll_mean_agreement=round(sum(troll) / len(troll), 3) if troll else None,
+            honest_mean_agreement=honest_mean, troll_mean_agreement=troll_mean,
             honest_rankings=len(honest), troll_rankings=len(troll), votes=self.votes,
-            honest_messages_rejected=sum(1 for m, ok in reviewed if m not in self.spam and not ok),
-            honest_messages_reviewed=sum(1 for m, _ in reviewed if m not in self.spam),
-            spam_accepted=sum(1 for m, ok in reviewed if m in self.spam and ok),
-            spam_reviewed=sum(1 for m, _ in reviewed if m in self.spam),
+            honest_messages_rejected=honest_rejected, honest_messages_reviewed=honest_reviewed,
+            spam_accepted=spam_accepted, spam_reviewed=spam_reviewed,
             refusals=dict(self.refusals), stop_reason=stop_reason, unfinished=unfinished, rounds=rounds,
             simulated_hours=round((self.clock.now - SIMULATION_START).total_seconds() / 3600, 1),
+            honest_messages_rejected_share=share(honest_rejected, honest_reviewed),
+            spam_accepted_share=share(spam_accepted, spam_reviewed),
+            agreement_gap=None if honest_mean is None or troll_mean is None else round(honest_mean - troll_mean, 3),
+            label_rows_full=label_modes.get("full", 0), label_rows_simple=label_modes.get("simple", 0),
+            unanswered_prompter_turns=unanswered,
         )
+
+    async def _unanswered_prompter_turns(self, session: AsyncSession) -> int:
+        """User turns (not prompts) of exported trees with no accepted, non-deleted answer."""
+        child = Message.__table__.alias("child")
+        answered = exists().where(child.c.parent_id == Message.id, child.c.deleted.is_(False),
+                                  child.c.review_result.is_(True))
+        return await session.scalar(
+            select(func.count()).select_from(Message)
+            .join(MessageTree, MessageTree.id == Message.tree_id)
+            .where(MessageTree.state == TreeState.READY_FOR_EXPORT, Message.role == Role.PROMPTER,
+                   Message.depth > 0, Message.deleted.is_(False), Message.review_result.is_(True), ~answered)
+        ) or 0
 
 
 async def simulate(sessions: async_sessionmaker[AsyncSession], settings: LabellingSettings, *, users: int,

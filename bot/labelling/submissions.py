@@ -18,6 +18,7 @@ from bot.labelling.labels import acceptance_score, invalid_label_problem
 from bot.labelling.moderation_core import halt_tree_now
 from bot.labelling.tasks import reply_rate_retry_at
 from bot.labelling.trees import (
+    ACTIVE_STATES,
     CLOSED_STATES,
     LABEL_KINDS,
     LIVE,
@@ -135,6 +136,11 @@ async def submit_reply(session: AsyncSession, ctx: Context, task_id: int, user_i
         raise TaskRefused("message_gone")
     if tree.state != TreeState.GROWING or parent.review_result is not True:
         raise TaskRefused("tree_closed")
+    if parent.depth >= ctx.settings.max_tree_depth or (
+        ctx.settings.answer_prompter_turns and parent.role == Role.ASSISTANT
+        and parent.depth + 1 >= ctx.settings.max_tree_depth
+    ):
+        raise TaskRefused("parent_full")
     role = Role.ASSISTANT if task.kind == TaskKind.ASSISTANT_REPLY else Role.PROMPTER
     if await session.scalar(
         select(Message.id).where(Message.parent_id == parent.id, Message.author_id == user_id)
@@ -144,7 +150,8 @@ async def submit_reply(session: AsyncSession, ctx: Context, task_id: int, user_i
         select(func.count()).select_from(Message)
         .where(Message.parent_id == parent.id, Message.deleted.is_(False), LIVE)
     )
-    if (children or 0) >= ctx.settings.max_children:
+    capacity = ctx.settings.num_prompter_replies if parent.role == Role.ASSISTANT else ctx.settings.max_children
+    if (children or 0) >= capacity:
         raise TaskRefused("parent_full")
     await _refuse_duplicate(session, ctx, user_id, text)
     retry_at = await reply_rate_retry_at(session, ctx, user_id, role)
@@ -164,7 +171,9 @@ async def submit_reply(session: AsyncSession, ctx: Context, task_id: int, user_i
 
 
 async def _decide_review(session: AsyncSession, ctx: Context, message: Message, tree: MessageTree) -> bool:
-    """The reference's acceptance rule; returns whether the message was accepted."""
+    """Open-Assistant's acceptance rule, run on every review once enough have arrived and while the tree
+    is still in review: a rejection can turn into acceptance, an acceptance is never taken back.
+    Returns whether the message is accepted now."""
     rows = (
         await session.execute(
             select(Label.name, Label.value)
@@ -177,19 +186,23 @@ async def _decide_review(session: AsyncSession, ctx: Context, message: Message, 
     threshold = (ctx.settings.acceptance_threshold_initial_prompt if is_prompt
                  else ctx.settings.acceptance_threshold_reply)
     accepted = acceptance_score(spam, lang, message.review_count) > threshold
-    message.review_result = accepted
-    if accepted:
-        reason = "initial_prompt" if is_prompt else f"{message.role}_reply"
-        await points.award(session, ctx, message.author_id, getattr(ctx.settings.points, reason),
-                           f"{reason}_accepted", message_id=message.id)
+    if not accepted:
+        if message.review_result is None:
+            message.review_result = False
+            await session.flush()
+            if is_prompt:
+                await abort_tree(session, ctx, tree)
+            await advance_tree(session, ctx, tree)
+        return False
+    message.review_result = True
+    reason = "initial_prompt" if is_prompt else f"{message.role}_reply"
+    await points.award(session, ctx, message.author_id, getattr(ctx.settings.points, reason),
+                       f"{reason}_accepted", message_id=message.id)
     await session.flush()
     if is_prompt:
-        if accepted:
-            await activate_or_queue(session, ctx, tree)
-        else:
-            await abort_tree(session, ctx, tree)
+        await activate_or_queue(session, ctx, tree)
     await advance_tree(session, ctx, tree)
-    return accepted
+    return True
 
 
 async def submit_labels(session: AsyncSession, ctx: Context, task_id: int, user_id: int,
@@ -225,8 +238,9 @@ async def submit_labels(session: AsyncSession, ctx: Context, task_id: int, user_
     points.touch_streak(user, ctx)
     await session.flush()
     needed = ctx.settings.reviews_initial_prompt if message.parent_id is None else ctx.settings.reviews_reply
+    in_review = tree.state == (TreeState.INITIAL_PROMPT_REVIEW if message.parent_id is None else TreeState.GROWING)
     decided = None
-    if message.review_result is None and message.review_count >= needed:
+    if message.review_result is not True and message.review_count >= needed and in_review:
         decided = await _decide_review(session, ctx, message, tree)
     return SubmissionResult(task_id, earned, message.id, tree.id, tree.state, decided)
 
@@ -267,6 +281,13 @@ async def submit_ranking(session: AsyncSession, ctx: Context, task_id: int, user
     earned = await points.award(session, ctx, user_id, ctx.settings.points.ranking, "ranking",
                                 detail="not rankable" if not_rankable else None,
                                 message_id=parent.id, task_id=task_id)
+    # Open-Assistant pays placement per individual ranking: each time a ranking puts a reply 1st, 2nd
+    # or 3rd, its author earns 9, 3 or 1.
+    authors = dict(current)
+    for position, (message_id, bonus) in enumerate(zip(order, ctx.settings.points.placement, strict=False)):
+        await points.award(session, ctx, authors[message_id], bonus, points.placement_reason(position),
+                            detail=f"a ranking put your reply #{position + 1}", message_id=message_id,
+                            task_id=task_id)
     points.touch_streak(user, ctx)
     state = await advance_tree(session, ctx, tree)
     return SubmissionResult(task_id, earned, None, tree.id, state)
@@ -274,21 +295,22 @@ async def submit_ranking(session: AsyncSession, ctx: Context, task_id: int, user
 
 async def skip_task(session: AsyncSession, ctx: Context, task_id: int, user_id: int,
                     reason: str | None = None) -> SubmissionResult:
-    """Recorded; the same target never comes back to this user. Enough skips halt the tree."""
+    """Recorded; the same target never comes back to this user. Enough skipped replies halt the tree."""
     task, _user = await _claim(session, ctx, task_id, user_id, set(TaskKind), state=TaskState.SKIPPED)
     if reason:
         task.payload = {**task.payload, "skip_reason": reason[:200]}
-    tree_state = None
-    if task.target_message_id is not None:
+    tree = await session.get(MessageTree, task.tree_id) if task.tree_id is not None else None
+    # Open-Assistant halts a tree when a message collects many skipped *reply* tasks (people find it
+    # unanswerable), and only while the tree is in review or growing.
+    if tree is not None and task.kind in REPLY_KINDS and tree.state in ACTIVE_STATES:
         skips = await session.scalar(
             select(func.count()).select_from(Task)
-            .where(Task.target_message_id == task.target_message_id, Task.state == TaskState.SKIPPED)
+            .where(Task.target_message_id == task.target_message_id, Task.state == TaskState.SKIPPED,
+                   Task.kind.in_(list(REPLY_KINDS)))
         )
-        tree = await session.get(MessageTree, task.tree_id) if task.tree_id is not None else None
-        if tree is not None:
-            if (skips or 0) >= ctx.settings.skips_to_halt and tree.state not in CLOSED_STATES:
-                await halt_tree_now(session, ctx, tree, actor_id=None, action="auto_halt_skips",
-                                    details={"message_id": task.target_message_id, "skips": skips})
-            tree_state = tree.state
+        if (skips or 0) >= ctx.settings.skips_to_halt:
+            await halt_tree_now(session, ctx, tree, actor_id=None, action="auto_halt_skips",
+                                details={"message_id": task.target_message_id, "skips": skips})
+    tree_state = tree.state if tree is not None else None
     await session.flush()
     return SubmissionResult(task_id, 0.0, task.target_message_id, task.tree_id, tree_state)

@@ -25,7 +25,11 @@ from bot.labelling.trees import (
     RANK_KINDS,
     RANKING_STATES,
     REPLY_KINDS,
+    live_children_count,
+    open_prompter_turn,
     ranked_parent_roles,
+    reply_capacity,
+    takes_replies,
 )
 from storage.enums import Role, TaskKind, TaskState, TreeState
 from storage.models import Label, Message, MessageTree, Ranking, Task, User
@@ -113,9 +117,12 @@ async def _gate(session: AsyncSession, ctx: Context, user_id: int) -> _Gate:
     settings, now = ctx.settings, ctx.now()
     request_window = timedelta(minutes=settings.task_request_window_minutes)
     reply_since = now - timedelta(minutes=settings.reply_window_minutes)
+    # Open-Assistant's pending limit counts the open tasks given in the last few minutes, so tasks a
+    # member walked away from stop blocking them soon, long before they expire.
     pending = (
         select(func.count()).select_from(Task)
-        .where(Task.user_id == user_id, Task.state == TaskState.OFFERED, Task.expires_at > now)
+        .where(Task.user_id == user_id, Task.state == TaskState.OFFERED, Task.expires_at > now,
+               Task.created_at > now - timedelta(minutes=settings.pending_task_window_minutes))
         .scalar_subquery()
     )
     row = (
@@ -151,11 +158,14 @@ async def reply_rate_retry_at(session: AsyncSession, ctx: Context, user_id: int,
 
 async def _find_initial_prompt(session: AsyncSession, ctx: Context, user_id: int, lang: str,
                                kinds: set[TaskKind]) -> _Candidate | None:
-    in_review = await session.scalar(
-        select(func.count()).select_from(MessageTree)
-        .where(MessageTree.state == TreeState.INITIAL_PROMPT_REVIEW, MessageTree.lang == lang)
-    )
-    if (in_review or 0) >= ctx.settings.max_prompts_in_review:
+    waiting = dict((await session.execute(
+        select(MessageTree.state, func.count())
+        .where(MessageTree.state.in_([TreeState.INITIAL_PROMPT_REVIEW, TreeState.PROMPT_LOTTERY_WAITING]),
+               MessageTree.lang == lang)
+        .group_by(MessageTree.state)
+    )).all())
+    if (waiting.get(TreeState.INITIAL_PROMPT_REVIEW, 0) >= ctx.settings.max_prompts_in_review
+            or waiting.get(TreeState.PROMPT_LOTTERY_WAITING, 0) >= ctx.settings.max_prompt_lottery_waiting):
         return None
     return _Candidate(TaskKind.INITIAL_PROMPT)
 
@@ -204,8 +214,9 @@ async def _find_label(session: AsyncSession, ctx: Context, user_id: int, lang: s
     return _Candidate(kind, row.id, row.tree_id, {"mode": mode, "labels": names})
 
 
-async def _growing_trees_with_room(session: AsyncSession, ctx: Context, lang: str) -> list[int]:
-    """Growing trees whose accepted plus in-review messages are still below the goal size."""
+async def _growing_trees_by_room(session: AsyncSession, ctx: Context, lang: str) -> tuple[list[int], list[int]]:
+    """Growing trees whose accepted plus in-review messages are below the goal size, and those that
+    reached it (which still answer their open user turns when ``answer_prompter_turns`` is on)."""
     rows = (
         await session.execute(
             select(MessageTree.id, func.count(Message.id))
@@ -214,23 +225,22 @@ async def _growing_trees_with_room(session: AsyncSession, ctx: Context, lang: st
             .group_by(MessageTree.id)
         )
     ).all()
-    return [tree_id for tree_id, size in rows if size < ctx.settings.goal_tree_size]
+    goal = ctx.settings.goal_tree_size
+    return [t for t, size in rows if size < goal], [t for t, size in rows if size >= goal]
 
 
 async def _find_reply(session: AsyncSession, ctx: Context, user_id: int, lang: str,
                       kinds: set[TaskKind]) -> _Candidate | None:
-    trees = await _growing_trees_with_room(session, ctx, lang)
-    if not trees:
+    with_room, full = await _growing_trees_by_room(session, ctx, lang)
+    if not ctx.settings.answer_prompter_turns:
+        full = []
+    if not with_room and not full:
         return None
     now = ctx.now()
     settings = ctx.settings
     child = Message.__table__.alias("child")
-    live_children = (
-        select(func.count()).select_from(child)
-        .where(child.c.parent_id == Message.id, child.c.deleted.is_(False),
-               or_(child.c.review_result.is_(None), child.c.review_result.is_(True)))
-        .scalar_subquery()
-    )
+    live_children = live_children_count(Message)
+    open_turn = open_prompter_turn(ctx, Message, live_children)
     lock_since = now - timedelta(minutes=settings.reply_lock_minutes)
     # ``state || ''`` keeps SQLite off the (state, expires_at) index: through it, this check read every
     # open task of the campaign for each candidate parent, instead of the parent's few tasks.
@@ -242,15 +252,14 @@ async def _find_reply(session: AsyncSession, ctx: Context, user_id: int, lang: s
     parent_roles = [role for role, kind in REPLY_KIND_FOR_PARENT.items() if kind in kinds]
     rows = (
         await session.execute(
-            select(Message.id, Message.tree_id, Message.role, live_children.label("children"))
+            select(Message.id, Message.tree_id, Message.role, live_children.label("children"),
+                   open_turn.label("open_turn"))
             .where(
-                Message.tree_id.in_(trees),
-                Message.review_result.is_(True),
-                Message.deleted.is_(False),
-                Message.depth < settings.max_tree_depth,
+                or_(Message.tree_id.in_(with_room), and_(Message.tree_id.in_(full), open_turn)),
+                takes_replies(ctx, Message),
                 Message.role.in_(parent_roles),
                 or_(Message.author_id.is_(None), Message.author_id != user_id),
-                live_children < settings.max_children,
+                live_children < reply_capacity(ctx, Message),
                 ~exists().where(child.c.parent_id == Message.id, child.c.author_id == user_id),
                 ~_own_task_blocks(Message.id, user_id, REPLY_KINDS, now),
                 ~reserved_by_other,
@@ -261,9 +270,17 @@ async def _find_reply(session: AsyncSession, ctx: Context, user_id: int, lang: s
     ).all()
     if not rows:
         return None
-    # "Lonely children": a parent with exactly one reply needs a second one to become rankable.
-    lonely = [r for r in rows if r.children == 1]
-    pool = lonely if lonely and ctx.rng.random() < settings.lonely_children_probability else rows
+    # Our extension (answer_prompter_turns): a user turn still waiting for its answer comes first.
+    open_turns = [r for r in rows if r.open_turn] if settings.answer_prompter_turns else []
+    # Open-Assistant's "lonely children": a user turn with exactly one reply needs a second one to
+    # become rankable.
+    lonely = [r for r in rows if r.children == 1 and r.role == Role.PROMPTER]
+    if open_turns:
+        pool = open_turns
+    elif lonely and ctx.rng.random() < settings.lonely_children_probability:
+        pool = lonely
+    else:
+        pool = rows
     row = ctx.rng.choice(pool)
     kind = REPLY_KIND_FOR_PARENT[Role(row.role)]
     role = Role.ASSISTANT if kind == TaskKind.ASSISTANT_REPLY else Role.PROMPTER

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling import points
-from bot.labelling.consensus import agreement, ranked_pairs
+from bot.labelling.consensus import leave_one_out_agreements, ranked_pairs
 from bot.labelling.context import Context
 from storage.enums import Role, TaskKind, TaskState, TreeState
 from storage.models import Message, MessageTree, Ranking, Task
@@ -26,6 +28,9 @@ RANK_KINDS = (TaskKind.RANK_ASSISTANT_REPLIES, TaskKind.RANK_PROMPTER_REPLIES)
 LABEL_KINDS = (TaskKind.LABEL_INITIAL_PROMPT, TaskKind.LABEL_PROMPTER_REPLY, TaskKind.LABEL_ASSISTANT_REPLY)
 # Trees that will never change again, or only through a moderator.
 CLOSED_STATES = (TreeState.ABORTED_LOW_GRADE, TreeState.HALTED_BY_MODERATOR, TreeState.READY_FOR_EXPORT)
+
+# Trees still collecting and reviewing messages: the only ones auto-moderation (red flags, skips) acts on.
+ACTIVE_STATES = (TreeState.INITIAL_PROMPT_REVIEW, TreeState.GROWING)
 
 # Trees whose reply sets are being ranked: grown here, or imported as a backlog to rank only.
 RANKING_STATES = (TreeState.RANKING, TreeState.BACKLOG_RANKING)
@@ -82,31 +87,36 @@ async def activate_or_queue(session: AsyncSession, ctx: Context, tree: MessageTr
 
 
 async def promote_lottery(session: AsyncSession, ctx: Context, lang: str) -> list[int]:
-    """Fill free growing slots from the waiting prompts. Like the original, the draw favours authors
-    whose replies the consensus ranked first: weight 1 + their number of first places."""
+    """Fill free growing slots from the waiting prompts, as Open-Assistant draws them: first an author
+    among the distinct authors waiting, weighted 1 + the times a ranking put one of their replies first
+    in the last 30 days, then one of that author's prompts. A prolific writer gets one ticket, not one
+    per prompt."""
     free = ctx.settings.max_active_trees_per_language - await count_trees(session, TreeState.GROWING, lang)
     if free <= 0:
         return []
-    root = Message.__table__.alias("root")
-    ranked = Message.__table__.alias("ranked")
-    wins = (
-        select(func.count()).select_from(ranked)
-        .where(ranked.c.author_id == root.c.author_id, ranked.c.rank == 0, ranked.c.deleted.is_(False))
-        .scalar_subquery()
-    )
     rows = (
         await session.execute(
-            select(MessageTree.id, wins)
-            .join(root, and_(root.c.tree_id == MessageTree.id, root.c.parent_id.is_(None)))
+            select(MessageTree.id, Message.author_id)
+            .join(Message, and_(Message.tree_id == MessageTree.id, Message.parent_id.is_(None)))
             .where(MessageTree.state == TreeState.PROMPT_LOTTERY_WAITING, MessageTree.lang == lang)
             .order_by(MessageTree.id)
         )
     ).all()
-    candidates = [(tree_id, 1 + (count or 0)) for tree_id, count in rows]
+    if not rows:
+        return []
+    trees_by_author: dict[int | None, list[int]] = {}
+    for tree_id, author_id in rows:
+        trees_by_author.setdefault(author_id, []).append(tree_id)
+    firsts = await points.first_places(session, [a for a in trees_by_author if a is not None],
+                                       since=ctx.now() - timedelta(days=30))
     promoted = []
-    while candidates and len(promoted) < free:
-        pick = ctx.rng.choices(range(len(candidates)), weights=[w for _, w in candidates])[0]
-        tree_id, _ = candidates.pop(pick)
+    while trees_by_author and len(promoted) < free:
+        authors = list(trees_by_author)
+        author = ctx.rng.choices(authors, weights=[1 + firsts.get(a, 0) for a in authors])[0]
+        waiting = trees_by_author[author]
+        tree_id = waiting.pop(ctx.rng.randrange(len(waiting)))
+        if not waiting:
+            del trees_by_author[author]
         tree = await session.get(MessageTree, tree_id)
         set_state(tree, TreeState.GROWING, ctx)
         promoted.append(tree_id)
@@ -128,21 +138,57 @@ async def tree_counts(session: AsyncSession, tree_id: int) -> tuple[int, int]:
     return row[0] or 0, row[1] or 0
 
 
-async def can_grow(session: AsyncSession, ctx: Context, tree_id: int) -> bool:
-    """Some accepted message above the depth limit still has room for a reply."""
+def live_children_count(message: Any) -> Any:
+    """Correlated count of a message's children that are not deleted and not rejected."""
     child = Message.__table__.alias("child")
-    live_children = (
+    return (
         select(func.count()).select_from(child)
-        .where(
-            child.c.parent_id == Message.id, child.c.deleted.is_(False),
-            or_(child.c.review_result.is_(None), child.c.review_result.is_(True)),
-        )
+        .where(child.c.parent_id == message.id, child.c.deleted.is_(False),
+               or_(child.c.review_result.is_(None), child.c.review_result.is_(True)))
         .scalar_subquery()
     )
+
+
+def reply_capacity(ctx: Context, message: Any) -> Any:
+    """How many live replies a message may have: ``max_children`` for user turns, and
+    ``num_prompter_replies`` (Open-Assistant: 1) for assistant messages."""
+    settings = ctx.settings
+    return case((message.role == Role.ASSISTANT, settings.num_prompter_replies), else_=settings.max_children)
+
+
+def takes_replies(ctx: Context, message: Any) -> Any:
+    """An accepted, non-deleted message above the depth limit. With ``answer_prompter_turns`` (our
+    extension) an assistant message takes a user reply only when that user turn could still be answered
+    within the depth limit, so no tree is built with user turns nobody may answer."""
+    settings = ctx.settings
+    conditions = [message.deleted.is_(False), message.review_result.is_(True), message.depth < settings.max_tree_depth]
+    if settings.answer_prompter_turns:
+        conditions.append(or_(message.role != Role.ASSISTANT, message.depth + 1 < settings.max_tree_depth))
+    return and_(*conditions)
+
+
+def open_prompter_turn(ctx: Context, message: Any, live_children: Any) -> Any:
+    """A user turn (not the prompt) that has no live answer yet and may still get one."""
+    return and_(message.role == Role.PROMPTER, message.depth > 0, message.depth < ctx.settings.max_tree_depth,
+                live_children == 0)
+
+
+async def can_grow(session: AsyncSession, ctx: Context, tree_id: int) -> bool:
+    """Some accepted message above the depth limit still has room for a reply."""
     found = await session.scalar(
         select(Message.id).where(
-            Message.tree_id == tree_id, Message.deleted.is_(False), Message.review_result.is_(True),
-            Message.depth < ctx.settings.max_tree_depth, live_children < ctx.settings.max_children,
+            Message.tree_id == tree_id, takes_replies(ctx, Message),
+            live_children_count(Message) < reply_capacity(ctx, Message),
+        ).limit(1)
+    )
+    return found is not None
+
+
+async def has_open_prompter_turn(session: AsyncSession, ctx: Context, tree_id: int) -> bool:
+    found = await session.scalar(
+        select(Message.id).where(
+            Message.tree_id == tree_id, takes_replies(ctx, Message),
+            open_prompter_turn(ctx, Message, live_children_count(Message)),
         ).limit(1)
     )
     return found is not None
@@ -218,7 +264,7 @@ async def advance_tree(session: AsyncSession, ctx: Context, tree: MessageTree) -
             accepted, pending = await tree_counts(session, tree.id)
             if pending == 0 and (
                 accepted >= ctx.settings.goal_tree_size or not await can_grow(session, ctx, tree.id)
-            ):
+            ) and not (ctx.settings.answer_prompter_turns and await has_open_prompter_turn(session, ctx, tree.id)):
                 await leave_growing(session, ctx, tree, TreeState.RANKING)
         elif tree.state in RANKING_STATES:
             sets = await rankable_sets(session, ctx, tree.id)
@@ -249,9 +295,10 @@ async def score_tree_safely(session: AsyncSession, ctx: Context, tree: MessageTr
 
 
 async def score_tree(session: AsyncSession, ctx: Context, tree: MessageTree) -> None:
-    """Consensus rank on every sibling, agreement on every ranking, agreement and placement points."""
+    """Consensus rank on every sibling set; each ranking's agreement with the consensus of the other
+    rankings of its set (leave-one-out), and the agreement bonus from it. Placement points were paid
+    per ranking when each was submitted."""
     sets = await rankable_sets(session, ctx, tree.id)
-    placement = ctx.settings.points.placement
     for parent_id, children in sets.items():
         rankings = (
             await session.scalars(
@@ -261,25 +308,20 @@ async def score_tree(session: AsyncSession, ctx: Context, tree: MessageTree) -> 
         ).all()
         if not rankings:
             continue
-        consensus = ranked_pairs(children, [r.ordered_ids for r in rankings])
+        orders = [r.ordered_ids for r in rankings]
+        consensus = ranked_pairs(children, orders)
         messages = {
             m.id: m for m in (await session.scalars(select(Message).where(Message.id.in_(children)))).all()
         }
         for position, message_id in enumerate(consensus):
-            message = messages[message_id]
-            message.rank = position
-            if position < len(placement):
-                await points.award(
-                    session, ctx, message.author_id, placement[position], "placement",
-                    detail=f"consensus placed your reply #{position + 1}", message_id=message_id,
-                )
-        for ranking in rankings:
-            ranking.agreement = agreement(ranking.ordered_ids, consensus)
-            if ranking.agreement is not None:
+            messages[message_id].rank = position
+        for ranking, measured in zip(rankings, leave_one_out_agreements(children, orders), strict=True):
+            ranking.agreement = measured
+            if measured is not None:
                 await points.award(
                     session, ctx, ranking.user_id,
-                    ctx.settings.points.ranking_agreement_bonus * ranking.agreement, "ranking_agreement",
-                    detail=f"agreement {ranking.agreement:.2f} with the consensus", message_id=parent_id,
+                    ctx.settings.points.ranking_agreement_bonus * measured, "ranking_agreement",
+                    detail=f"agreement {measured:.2f} with the other rankings", message_id=parent_id,
                     task_id=ranking.task_id,
                 )
     await session.flush()

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.labelling.context import Context
 from bot.labelling.errors import VoteRefused
 from bot.labelling.moderation_core import remove_message
-from storage.models import Message, ModerationFlag, Reaction, User
+from bot.labelling.trees import ACTIVE_STATES
+from storage.models import Message, MessageTree, ModerationFlag, Reaction, User
 from storage.users import insert_ignoring_conflicts
 
 UPVOTE, DOWNVOTE, RED_FLAG = "+1", "-1", "red_flag"
@@ -81,7 +82,11 @@ async def _update_flag_queue(session: AsyncSession, ctx: Context, message: Messa
         session.add(entry)
     entry.flag_count = flags
     entry.updated_at = ctx.now()
-    if flags >= ctx.settings.red_flags_to_remove and not message.deleted:
+    # Like Open-Assistant, flags act only on trees still in review or growing: a finished tree changes
+    # through a moderator, never through a handful of accounts; its flags wait in the queue.
+    tree = await session.get(MessageTree, message.tree_id)
+    active = tree is not None and tree.state in ACTIVE_STATES
+    if flags >= ctx.settings.red_flags_to_remove and not message.deleted and active:
         await remove_message(session, ctx, message, actor_id=None, action="auto_remove_red_flags",
                              details={"red_flags": flags})
         entry.resolved, entry.resolution = True, "auto_removed"

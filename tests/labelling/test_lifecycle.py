@@ -48,12 +48,13 @@ async def test_full_lifecycle_to_ready_for_export(campaign):
     async with service.sessions() as session:
         ranks = dict((await session.execute(select(Message.id, Message.rank).where(Message.id.in_(replies)))).all())
         assert ranks == {replies[1]: 0, replies[0]: 1}
+        # Two rankings: neither has two others to be measured against.
         agreements = (await session.scalars(select(Ranking.agreement))).all()
-        assert agreements == [1.0, 1.0]
+        assert agreements == [None, None]
         placement = (await session.execute(
-            select(ScoreEvent.user_id, ScoreEvent.points).where(ScoreEvent.reason == "placement")
+            select(ScoreEvent.user_id, ScoreEvent.points).where(ScoreEvent.reason.like("placement%"))
         )).all()
-        assert sorted(placement) == sorted([(users[2], 9.0), (users[1], 3.0)])
+        assert sorted(placement) == sorted([(users[2], 9.0), (users[1], 3.0)] * 2)
 
 
 async def test_rejected_prompt_aborts_tree_and_pays_no_bonus(campaign):
@@ -186,13 +187,13 @@ async def test_scoring_failure_parks_the_tree_and_maintenance_retries(campaign, 
     async with service.sessions() as session:
         # The ranking itself was recorded; only the scoring is pending.
         assert len((await session.scalars(select(Ranking))).all()) == 2
-        assert (await session.scalars(select(ScoreEvent).where(ScoreEvent.reason == "placement"))).all() == []
+        assert (await session.scalars(select(Message.rank).where(Message.id.in_(replies)))).all() == [None, None]
 
     monkeypatch.setattr(trees, "score_tree", real_score)
     report = await service.maintain_trees()
     assert report.advanced == {(await _tree(campaign, prompt)).id: TreeState.READY_FOR_EXPORT}
     async with service.sessions() as session:
-        assert len((await session.scalars(select(ScoreEvent).where(ScoreEvent.reason == "placement"))).all()) == 2
+        assert sorted((await session.scalars(select(Message.rank).where(Message.id.in_(replies)))).all()) == [0, 1]
 
 
 async def test_backlog_ranking_trees_are_ranked_and_scored_like_grown_ones(campaign):

@@ -1,4 +1,4 @@
-"""Points, agreement bonus, placement by consensus, levels, streaks, leaderboards and history."""
+"""Points, agreement bonus, placement per ranking, streaks, leaderboards and history (levels: test_oa_parity)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.labelling.points import level_for, points_for_level
 from storage.enums import TaskKind
 from storage.models import Ranking, ScoreDaily, ScoreEvent, User
-
-
-@pytest.mark.parametrize(("points", "level"), [(0, 0), (3.99, 0), (4, 1), (8.9, 1), (9, 2), (16, 3), (10**9, 100)])
-def test_levels_are_squares_capped_at_100(points, level):
-    assert level_for(points) == level
-
-
-def test_points_for_next_level():
-    assert [points_for_level(n) for n in (1, 2, 3)] == [4, 9, 16]
 
 
 async def _ranked_tree(campaign, orders):
@@ -31,23 +21,27 @@ async def _ranked_tree(campaign, orders):
     return users, replies
 
 
-async def test_agreement_bonus_and_placement_follow_the_consensus(make_campaign):
+async def test_agreement_bonus_and_placement_per_ranking(make_campaign):
     from tests.labelling.conftest import SMALL
 
-    campaign = make_campaign(**{**SMALL, "rankings_needed": 3})
-    users, replies = await _ranked_tree(campaign, [(1, 0), (1, 0), (0, 1)])
+    campaign = make_campaign(**{**SMALL, "rankings_needed": 4})
+    users, replies = await _ranked_tree(campaign, [(1, 0), (1, 0), (1, 0), (0, 1)])
     async with campaign.service.sessions() as session:
         agreements = dict((await session.execute(select(Ranking.user_id, Ranking.agreement))).all())
-        assert agreements == {users[5]: 1.0, users[6]: 1.0, users[7]: 0.0}
+        # Each against the other three: the honest three agree fully, the odd one not at all.
+        assert agreements == {users[5]: 1.0, users[6]: 1.0, users[7]: 1.0, users[8]: 0.0}
         bonus = dict((await session.execute(
             select(ScoreEvent.user_id, ScoreEvent.points).where(ScoreEvent.reason == "ranking_agreement")
         )).all())
         # ranking_agreement_bonus (2) × agreement; zero agreement earns nothing.
-        assert bonus == {users[5]: 2.0, users[6]: 2.0}
-        placement = dict((await session.execute(
-            select(ScoreEvent.user_id, ScoreEvent.points).where(ScoreEvent.reason == "placement")
-        )).all())
-        assert placement == {users[2]: 9.0, users[1]: 3.0}
+        assert bonus == {users[5]: 2.0, users[6]: 2.0, users[7]: 2.0}
+        placement = (await session.execute(
+            select(ScoreEvent.user_id, ScoreEvent.reason, ScoreEvent.points).where(ScoreEvent.reason.like("placement%"))
+        )).all()
+    # replies[1] is by users[2]: three rankings put it first, one second.
+    expected = [(users[2], "placement_1", 9.0)] * 3 + [(users[1], "placement_2", 3.0)] * 3 + [
+        (users[1], "placement_1", 9.0), (users[2], "placement_2", 3.0)]
+    assert sorted(placement) == sorted(expected)
 
 
 async def test_user_total_equals_the_sum_of_their_events(campaign):
@@ -57,7 +51,7 @@ async def test_user_total_equals_the_sum_of_their_events(campaign):
             events = (await session.scalars(select(ScoreEvent.points).where(ScoreEvent.user_id == user.id))).all()
             assert user.points == pytest.approx(sum(events))
     history = await campaign.service.score_history(users[1])
-    assert {line.reason for line in history} == {"assistant_reply", "assistant_reply_accepted", "placement"}
+    assert {line.reason for line in history} == {"assistant_reply", "assistant_reply_accepted", "placement_1"}
     assert all(line.explanation for line in history)
 
 
@@ -67,8 +61,9 @@ async def test_leaderboards_by_period_with_own_rank(campaign):
     campaign.clock.advance(days=8)
     await campaign.accepted_prompt(users[1], users[2:4])
     week = await campaign.service.leaderboard("week", include_synthetic=True)
-    # Reviewers 1 point each (tie broken by id), the author 0.1 + 0.1 once accepted; users[0] is too old.
-    assert [(e.user_id, e.points) for e in week] == [(users[2], 1.0), (users[3], 1.0), (users[1], 0.2)]
+    # Reviewers 2 points each for a full review (tie broken by id), the author 0.1 + 0.1 once accepted;
+    # users[0] is too old.
+    assert [(e.user_id, e.points) for e in week] == [(users[2], 2.0), (users[3], 2.0), (users[1], 0.2)]
     all_time = await campaign.service.leaderboard("all")
     assert {e.user_id for e in all_time} == set(users)
     assert [e.rank for e in all_time] == list(range(1, len(all_time) + 1))

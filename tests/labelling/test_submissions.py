@@ -54,7 +54,7 @@ async def test_submitting_twice_records_once(campaign):
         message = await session.get(Message, offer.target_message_id)
         assert message.review_count == 1
         reviewer_points = await session.scalar(select(User.points).where(User.id == reviewer))
-        assert reviewer_points == 1.0
+        assert reviewer_points == 2.0  # one full review
 
 
 async def test_someone_elses_task_and_unknown_task(campaign):
@@ -77,7 +77,8 @@ async def test_banned_user_cannot_submit(campaign):
     ("labels", "ok"),
     [({"spam": 0}, True), ({"lang_mismatch": 0}, False), ({"spam": 2}, False), ({"spam": 0, "humor": 1}, False)],
 )
-async def test_label_validation(campaign, labels, ok):
+async def test_label_validation(make_campaign, labels, ok):
+    campaign = make_campaign(**{**SMALL, "p_full_labeling_review_prompt": 0.0})
     author, reviewer = await campaign.users(2)
     await campaign.prompt(author)
     offer = await campaign.service.request_task(reviewer, kinds=[TaskKind.LABEL_INITIAL_PROMPT])
@@ -90,7 +91,7 @@ async def test_label_validation(campaign, labels, ok):
 
 
 async def test_full_review_mode_asks_every_label_and_pays_more(make_campaign):
-    campaign = make_campaign(**{**SMALL, "review_mode": "full"})
+    campaign = make_campaign(**{**SMALL, "p_full_labeling_review_reply_assistant": 1.0})
     users = await campaign.users(4)
     await campaign.accepted_prompt(users[0], users[2:4])
     await campaign.reply(users[1])
@@ -175,17 +176,17 @@ async def test_not_rankable_sets_settle_the_tree_without_ranks(campaign):
         assert (await session.scalars(select(Message.rank).where(Message.id.in_(replies)))).all() == [None, None]
 
 
-async def test_enough_skips_halt_the_tree(make_campaign):
+async def test_enough_skipped_replies_halt_the_tree(make_campaign):
     campaign = make_campaign(**{**SMALL, "skips_to_halt": 2})
-    users = await campaign.users(3)
-    prompt = await campaign.prompt(users[0])
+    users = await campaign.users(5)
+    prompt = await campaign.accepted_prompt(users[0], users[3:5])
     for user in users[1:3]:
-        offer = await campaign.service.request_task(user, kinds=[TaskKind.LABEL_INITIAL_PROMPT])
+        offer = await campaign.service.request_task(user, kinds=[TaskKind.ASSISTANT_REPLY])
         result = await campaign.service.skip_task(offer.task_id, user)
     assert result.tree_state == TreeState.HALTED_BY_MODERATOR
     async with campaign.service.sessions() as session:
         tree = await session.scalar(select(MessageTree).join(Message).where(Message.id == prompt))
-        assert tree.state_before_halt == TreeState.INITIAL_PROMPT_REVIEW
+        assert tree.state_before_halt == TreeState.GROWING
         skipped = await session.scalar(select(func.count()).select_from(Task).where(Task.state == TaskState.SKIPPED))
         assert skipped == 2
         assert await session.scalar(select(func.count()).select_from(ScoreEvent).where(ScoreEvent.user_id == users[1])) == 0

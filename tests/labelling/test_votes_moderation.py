@@ -36,7 +36,7 @@ async def test_no_vote_on_own_message(campaign):
 
 
 async def test_red_flags_queue_then_remove_a_reply_with_its_subtree(make_campaign):
-    campaign = make_campaign(**{**SMALL, "max_tree_depth": 2, "goal_tree_size": 10})
+    campaign = make_campaign(**{**SMALL, "max_tree_depth": 3, "goal_tree_size": 10})
     users = await campaign.users(9)
     await campaign.accepted_prompt(users[0], users[1:3])
     _, reply = await campaign.reply(users[3])
