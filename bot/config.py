@@ -91,6 +91,8 @@ class LabellingSettings(Section):
     reviews_reply: PosInt = 3
     acceptance_threshold_initial_prompt: Fraction = 0.6
     acceptance_threshold_reply: Fraction = 0.6
+    # Our extension: more reviews before a rejection that some reviewer disagreed with (0 = OA's rule).
+    contested_extra_reviews: NonNegInt = 3
     rankings_needed: PosInt = 3
     rank_prompter_replies: bool = False
     lonely_children_probability: Fraction = 0.75

@@ -170,22 +170,37 @@ async def submit_reply(session: AsyncSession, ctx: Context, task_id: int, user_i
     return SubmissionResult(task_id, earned, message.id, tree.id, tree.state)
 
 
-async def _decide_review(session: AsyncSession, ctx: Context, message: Message, tree: MessageTree) -> bool:
+async def _decide_review(session: AsyncSession, ctx: Context, message: Message, tree: MessageTree,
+                         needed: int) -> bool | None:
     """Open-Assistant's acceptance rule, run on every review once enough have arrived and while the tree
     is still in review: a rejection can turn into acceptance, an acceptance is never taken back.
-    Returns whether the message is accepted now."""
+    Returns whether the message is accepted now, or None while a contested rejection waits for more
+    reviews."""
     rows = (
         await session.execute(
-            select(Label.name, Label.value)
+            select(Label.user_id, Label.name, Label.value)
             .where(Label.message_id == message.id, Label.name.in_(("spam", "lang_mismatch")))
         )
     ).all()
-    spam = [value for name, value in rows if name == "spam"]
-    lang = [value for name, value in rows if name == "lang_mismatch"]
+    spam = [value for _, name, value in rows if name == "spam"]
+    lang = [value for _, name, value in rows if name == "lang_mismatch"]
     is_prompt = message.parent_id is None
     threshold = (ctx.settings.acceptance_threshold_initial_prompt if is_prompt
                  else ctx.settings.acceptance_threshold_reply)
     accepted = acceptance_score(spam, lang, message.review_count) > threshold
+    # Our extension (contested_extra_reviews): one reviewer who ticks both spam and wrong language
+    # rejects a message under the mean rule (1 - 2/3). When the required reviews would reject but some
+    # reviewer found nothing wrong, the message waits for the extra reviews and is then decided by
+    # Open-Assistant's rule over all of them.
+    if message.review_result is None and message.review_count < needed + ctx.settings.contested_extra_reviews:
+        if message.review_count > needed:
+            return None
+        if not accepted:
+            flagged: dict[int, float] = {}
+            for user_id, _, value in rows:
+                flagged[user_id] = flagged.get(user_id, 0.0) + value
+            if any(total == 0 for total in flagged.values()):
+                return None
     if not accepted:
         if message.review_result is None:
             message.review_result = False
@@ -241,7 +256,7 @@ async def submit_labels(session: AsyncSession, ctx: Context, task_id: int, user_
     in_review = tree.state == (TreeState.INITIAL_PROMPT_REVIEW if message.parent_id is None else TreeState.GROWING)
     decided = None
     if message.review_result is not True and message.review_count >= needed and in_review:
-        decided = await _decide_review(session, ctx, message, tree)
+        decided = await _decide_review(session, ctx, message, tree, needed)
     return SubmissionResult(task_id, earned, message.id, tree.id, tree.state, decided)
 
 

@@ -57,7 +57,10 @@ async def test_full_lifecycle_to_ready_for_export(campaign):
         assert sorted(placement) == sorted([(users[2], 9.0), (users[1], 3.0)] * 2)
 
 
-async def test_rejected_prompt_aborts_tree_and_pays_no_bonus(campaign):
+async def test_rejected_prompt_aborts_tree_and_pays_no_bonus(make_campaign):
+    from tests.labelling.conftest import SMALL
+
+    campaign = make_campaign(**{**SMALL, "contested_extra_reviews": 0})  # Open-Assistant's rule alone
     users = await campaign.users(4)
     prompt = await campaign.prompt(users[0])
     await campaign.review(users[1], TaskKind.LABEL_INITIAL_PROMPT, spam=1)
@@ -70,7 +73,10 @@ async def test_rejected_prompt_aborts_tree_and_pays_no_bonus(campaign):
         assert reasons == ["initial_prompt"]
 
 
-async def test_lang_mismatch_counts_against_acceptance(campaign):
+async def test_lang_mismatch_counts_against_acceptance(make_campaign):
+    from tests.labelling.conftest import SMALL
+
+    campaign = make_campaign(**{**SMALL, "contested_extra_reviews": 0})
     users = await campaign.users(3)
     prompt = await campaign.prompt(users[0])
     await campaign.review(users[1], TaskKind.LABEL_INITIAL_PROMPT, lang_mismatch=1)

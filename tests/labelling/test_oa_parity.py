@@ -342,7 +342,7 @@ async def test_two_rankings_give_no_agreement_figure(campaign):
 
 # 10. A late review re-decides a message while its tree is still in review.
 async def test_a_late_review_can_turn_a_rejection_into_acceptance(make_campaign):
-    campaign = make_campaign(**DEEP)
+    campaign = make_campaign(**dict(DEEP, contested_extra_reviews=0))
     service = campaign.service
     users = await campaign.users(8)
     await campaign.accepted_prompt(users[0], users[5:7])
@@ -403,3 +403,40 @@ async def test_red_flags_on_a_finished_trees_prompt_only_queue_it(campaign):
         flag = await session.scalar(select(ModerationFlag))
         assert flag.flag_count == 4 and not flag.resolved
         assert await session.scalar(select(func.count()).select_from(Message).where(Message.deleted)) == 0
+
+
+# Our extension: a contested rejection waits for more reviews.
+async def _prompt_reviews(campaign, reviews):
+    service = campaign.service
+    users = await campaign.users(1 + len(reviews))
+    prompt = await campaign.prompt(users[0])
+    results = []
+    for reviewer, labels in zip(users[1:], reviews, strict=True):
+        offer = await service.request_task(reviewer, kinds=[TaskKind.LABEL_INITIAL_PROMPT])
+        results.append(await service.submit_labels(offer.task_id, reviewer, labels))
+    return prompt, results
+
+
+async def test_one_reviewer_cannot_reject_alone_when_others_found_nothing_wrong(make_campaign):
+    campaign = make_campaign(**dict(SMALL, reviews_initial_prompt=3, contested_extra_reviews=3))
+    troll, clean = {"spam": 1.0, "lang_mismatch": 1.0}, {"spam": 0.0, "lang_mismatch": 0.0}
+    prompt, results = await _prompt_reviews(campaign, [troll, clean, clean, clean, clean, clean])
+    # After three reviews Open-Assistant's rule would reject (1 - 2/3); the message waits instead, and
+    # over all six reviews it passes (1 - 2/6 = 0.67).
+    assert [r.review_decided for r in results] == [None, None, None, None, None, True]
+    assert (await _tree(campaign.service, prompt)).state == TreeState.GROWING
+
+
+async def test_an_uncontested_rejection_and_open_assistants_rule_decide_at_once(make_campaign):
+    flagged = {"spam": 1.0, "lang_mismatch": 0.0}
+    campaign = make_campaign(**dict(SMALL, reviews_initial_prompt=3, contested_extra_reviews=3))
+    prompt, results = await _prompt_reviews(campaign, [flagged, flagged, {"spam": 0.0, "lang_mismatch": 1.0}])
+    assert results[-1].review_decided is False
+    assert (await _tree(campaign.service, prompt)).state == TreeState.ABORTED_LOW_GRADE
+
+    oa = make_campaign(**dict(SMALL, reviews_initial_prompt=3, contested_extra_reviews=0))
+    oa._next_discord_id = 5000
+    troll, clean = {"spam": 1.0, "lang_mismatch": 1.0}, {"spam": 0.0}
+    prompt, results = await _prompt_reviews(oa, [troll, clean, clean])
+    assert results[-1].review_decided is False
+    assert (await _tree(oa.service, prompt)).state == TreeState.ABORTED_LOW_GRADE

@@ -26,9 +26,16 @@ async def test_campaign_runs_to_the_end_and_separates_trolls(tmp_path):
     assert report.unfinished == {}
     assert sum(report.trees_by_state.values()) == 15
     assert report.trees_by_state["ready_for_export"] >= 10
-    # Random rankings agree about half the time; honest ones far more.
+    # Random rankings agree about half the time with the other rankings; honest ones far more.
     assert report.honest_mean_agreement > report.troll_mean_agreement + 0.1
+    assert report.agreement_gap == round(report.honest_mean_agreement - report.troll_mean_agreement, 3)
     assert report.human_actions_per_exported_tree > 0
+    # The quality of the data: no spam through, few honest messages lost, no dangling user turns, and
+    # full reviews by Open-Assistant's probabilities (always for prompts and assistant replies).
+    assert report.spam_accepted_share == 0
+    assert report.honest_messages_rejected_share < 0.1
+    assert report.unanswered_prompter_turns == 0
+    assert report.label_rows_full > 10 * report.label_rows_simple > 0
 
 
 async def test_same_seed_same_campaign(tmp_path):
