@@ -4,7 +4,7 @@ the member."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot.labelling.errors import LabellingError
 from bot.labelling.member_tasks import Member, MemberTasks, Outcome
 from bot.labelling.tasks import TaskOffer
-from cogs.labelling import render
+from cogs.labelling import answering, render
 from cogs.labelling.task_views import (
     DYNAMIC_ITEMS,
     MODAL_ID,
@@ -86,23 +86,14 @@ class TaskCog(commands.Cog, name="Tasks"):
     @app_commands.allowed_installs(guilds=True, users=False)
     async def task(self, interaction: discord.Interaction, kind: app_commands.Choice[str] | None = None,
                    language: app_commands.Range[str, 2, 16] | None = None) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        asked = kind.value if kind else "any"
         try:
-            offer = await self.members.request(member_of(interaction), kind.value if kind else "any", language)
+            offer = await answering.run(interaction, self.members.request(member_of(interaction), asked, language),
+                                        thinking=True)
         except LabellingError as refused:
-            await interaction.edit_original_response(content=refusal_text(refused))
+            await answering.show(interaction, content=refusal_text(refused))
             return
-        await self._show(interaction, offer)
-
-    async def _show(self, interaction: discord.Interaction, offer: TaskOffer) -> None:
-        embeds, file = render.task_embeds(offer)
-        view, status = task_view(offer)
-        await interaction.edit_original_response(content=status, embeds=embeds, view=view,
-                                                 attachments=[file] if file else [])
-
-    async def _done(self, interaction: discord.Interaction, outcome: Outcome) -> None:
-        await interaction.edit_original_response(content=None, embeds=[render.outcome_embed(outcome)],
-                                                 view=outcome_view(outcome), attachments=[])
+        await answering.show(interaction, **task_message(offer))
 
     # ----- components (see task_views for the custom_ids) ------------------------------------------
 
@@ -114,7 +105,12 @@ class TaskCog(commands.Cog, name="Tasks"):
         elif action in ("skip", "back", "page", "reset"):
             await self._redraw(interaction, task_id, lambda offer: self._after_button(offer, action, state))
         else:
-            await self._submit(interaction, action, task_id, state)
+            try:
+                work = self._submission(interaction, action, task_id, state)
+            except StaleState:
+                await answering.note(interaction, STALE)
+                return
+            await self._submit(interaction, work)
 
     @staticmethod
     def _after_button(offer: TaskOffer, action: str, state: str) -> dict[str, Any]:
@@ -123,55 +119,47 @@ class TaskCog(commands.Cog, name="Tasks"):
         view, status = task_view(offer, "" if action == "reset" else state)
         return {"content": status, "view": view}
 
+    def _submission(self, interaction: discord.Interaction, action: str, task_id: int,
+                    state: str) -> Awaitable[Outcome]:
+        who = member_of(interaction)
+        if action == "skipnow":
+            return self.members.skip(who, task_id)
+        if action == "confirm":
+            return self.members.submit_review(who, task_id, review_answers(parse_review(state)))
+        if action == "rankok":
+            return self.members.submit_ranking(who, task_id, [ord(c) - ord("A") for c in state])
+        if action == "notrank":
+            return self.members.submit_ranking(who, task_id, None, not_rankable=True)
+        raise StaleState(action)
+
     async def _redraw(self, interaction: discord.Interaction, task_id: int,
                       draw: Callable[[TaskOffer], dict[str, Any]]) -> None:
-        """A click that only changes what the message shows: a read, then the message updated in the
-        interaction's answer (no deferral: the read never waits for a writer in WAL mode, and an answer
-        is not an edit, which Discord rate-limits per channel)."""
+        """A click that only changes what the message shows: the task is read again, nothing written."""
         try:
-            changes = draw(await self.members.open(member_of(interaction), task_id))
+            offer = await answering.run(interaction, self.members.open(member_of(interaction), task_id))
+            changes = draw(offer)
         except LabellingError as refused:
-            await interaction.response.send_message(refusal_text(refused), ephemeral=True)
+            await answering.note(interaction, refusal_text(refused))
         except StaleState:
-            await interaction.response.send_message(STALE, ephemeral=True)
+            await answering.note(interaction, STALE)
         else:
-            await interaction.response.edit_message(**changes)
+            await answering.update(interaction, **changes)
 
-    async def _submit(self, interaction: discord.Interaction, action: str, task_id: int, state: str) -> None:
-        await interaction.response.defer()
-        who = member_of(interaction)
+    async def _submit(self, interaction: discord.Interaction, work: Awaitable[Outcome]) -> None:
         try:
-            if action == "skipnow":
-                outcome = await self.members.skip(who, task_id)
-            elif action == "confirm":
-                outcome = await self.members.submit_review(who, task_id, review_answers(parse_review(state)))
-            elif action == "rankok":
-                positions = [ord(c) - ord("A") for c in state]
-                outcome = await self.members.submit_ranking(who, task_id, positions)
-            elif action == "notrank":
-                outcome = await self.members.submit_ranking(who, task_id, None, not_rankable=True)
-            else:
-                raise StaleState(action)
+            outcome = await answering.run(interaction, work)
         except LabellingError as refused:
-            await interaction.followup.send(refusal_text(refused), ephemeral=True)
-        except StaleState:
-            await interaction.followup.send(STALE, ephemeral=True)
+            await answering.note(interaction, refusal_text(refused))
         else:
-            await self._done(interaction, outcome)
+            await answering.update(interaction, **outcome_message(outcome))
 
     async def on_select(self, interaction: discord.Interaction, action: str, task_id: int, state: str, arg: str,
                         values: list[str]) -> None:
-        if action != "skipwhy":
-            await self._redraw(interaction, task_id, lambda offer: self._after_pick(offer, action, state, arg, values))
-            return
-        await interaction.response.defer()
-        reason = values[0] if values and values[0] in SKIP_REASONS else None
-        try:
-            outcome = await self.members.skip(member_of(interaction), task_id, reason)
-        except LabellingError as refused:
-            await interaction.followup.send(refusal_text(refused), ephemeral=True)
+        if action == "skipwhy":
+            reason = values[0] if values and values[0] in SKIP_REASONS else None
+            await self._submit(interaction, self.members.skip(member_of(interaction), task_id, reason))
         else:
-            await self._done(interaction, outcome)
+            await self._redraw(interaction, task_id, lambda offer: self._after_pick(offer, action, state, arg, values))
 
     @staticmethod
     def _after_pick(offer: TaskOffer, action: str, state: str, arg: str, values: list[str]) -> dict[str, Any]:
@@ -197,13 +185,12 @@ class TaskCog(commands.Cog, name="Tasks"):
         return {"content": status, "view": view}
 
     async def on_next(self, interaction: discord.Interaction, asked: str, lang: str) -> None:
-        await interaction.response.defer()
         try:
-            offer = await self.members.request(member_of(interaction), asked, lang or None)
+            offer = await answering.run(interaction, self.members.request(member_of(interaction), asked, lang or None))
         except LabellingError as refused:
-            await interaction.followup.send(refusal_text(refused), ephemeral=True)
+            await answering.note(interaction, refusal_text(refused))
             return
-        await self._show(interaction, offer)
+        await answering.update(interaction, **task_message(offer))
 
     # ----- the Write modal -------------------------------------------------------------------------
 
@@ -217,18 +204,29 @@ class TaskCog(commands.Cog, name="Tasks"):
             return
         task_id, code = int(match["task"]), match["code"]
         text = modal_text(dict(interaction.data or {})) or ""
-        await interaction.response.defer()
         try:
-            outcome = await self.members.submit_text(member_of(interaction), task_id, text)
+            outcome = await answering.run(interaction, self.members.submit_text(member_of(interaction), task_id, text))
         except LabellingError as refused:
+            # Nothing the member wrote is lost: the text comes back with the reason.
             retry = refused.reason in RETRYABLE
             embed, file = render.echo(refusal_text(refused), text, retry=retry)
             extra: dict[str, Any] = {"file": file} if file else {}
             if retry:
                 extra["view"] = again_view(task_id, code)
-            await interaction.followup.send(embed=embed, ephemeral=True, **extra)
+            await answering.note(interaction, embed=embed, **extra)
             return
-        await self._done(interaction, outcome)
+        await answering.update(interaction, **outcome_message(outcome))
+
+
+def task_message(offer: TaskOffer) -> dict[str, Any]:
+    embeds, file = render.task_embeds(offer)
+    view, status = task_view(offer)
+    return {"content": status, "embeds": embeds, "view": view, "attachments": [file] if file else []}
+
+
+def outcome_message(outcome: Outcome) -> dict[str, Any]:
+    return {"content": None, "embeds": [render.outcome_embed(outcome)], "view": outcome_view(outcome),
+            "attachments": []}
 
 
 async def setup(bot: Any) -> None:
