@@ -103,20 +103,21 @@ class MemberTasks:
             return await tasks.describe_task(session, task)
 
     async def _open_task(self, session: AsyncSession, task_id: int, user: User | None) -> Task:
-        """Refuses, with the engine's reasons and in its order, a task this member cannot work on now."""
+        """Refuses, with the engine's reasons, a task this member cannot work on now."""
         task = await session.get(Task, task_id)
         if task is None:
             raise TaskRefused("task_not_found")
         if user is None or task.user_id != user.id:
             raise TaskRefused("not_your_task")
+        # Before the task's state: a ban also cancels the member's tasks, and "banned" is the reason.
+        if user.banned:
+            raise TaskRefused("banned")
         if task.state in (TaskState.DONE, TaskState.SKIPPED):
             raise TaskRefused("already_done")
         if task.state == TaskState.CANCELLED:
             raise TaskRefused("task_cancelled")
         if task.state == TaskState.EXPIRED or task.expires_at <= self.ctx.now():
             raise TaskRefused("task_expired")
-        if user.banned:
-            raise TaskRefused("banned")
         return task
 
     async def submit_text(self, member: Member, task_id: int, text: str) -> Outcome:

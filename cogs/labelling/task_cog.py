@@ -196,10 +196,18 @@ class TaskCog(commands.Cog, name="Tasks"):
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """Modal submissions arrive here, not at a Modal object, so they are taken after a restart too."""
+        """Modal submissions arrive here, not at a Modal object, so they are taken after a restart too.
+        Components of ours that no template knows (a message of an older version) get an answer too."""
+        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        if interaction.type is discord.InteractionType.component:
+            if custom_id.startswith("lt:") and not any(
+                item.__discord_ui_compiled_template__.fullmatch(custom_id) for item in DYNAMIC_ITEMS
+            ):
+                await answering.note(interaction, STALE)
+            return
         if interaction.type is not discord.InteractionType.modal_submit:
             return
-        match = MODAL_ID.fullmatch(str((interaction.data or {}).get("custom_id", "")))
+        match = MODAL_ID.fullmatch(custom_id)
         if match is None:
             return
         task_id, code = int(match["task"]), match["code"]

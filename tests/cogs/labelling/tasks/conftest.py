@@ -51,7 +51,12 @@ def start_bot(emulator):  # noqa: F811
     return start
 
 
-async def dump(sessions) -> dict[str, list[tuple]]:
+@pytest.fixture
+def dump():
+    return dump_rows
+
+
+async def dump_rows(sessions) -> dict[str, list[tuple]]:
     """Every row that labelling work can change, to prove a refusal changed nothing."""
     tables = {
         "users": (User.id, User.discord_id, User.points, User.banned, User.streak_days),
@@ -106,13 +111,26 @@ class Clicker:
         return message
 
     async def _wait(self, interaction, message, before: int):
-        """The message edited by this interaction, or the ephemeral follow-up it got."""
-        await interaction.wait_response()
+        """The bot's answer to this interaction: a new ephemeral message or follow-up (a refusal, a
+        note), else the message it changed."""
+        response = await interaction.wait_response()
+        if response.kind == "message":
+            return await interaction.wait_message()
         return await self.emu.wait_for(
             lambda: (interaction.followups[0] if interaction.followups else None)
             or (message if len(message.history) > before else None),
             what=f"an answer to {interaction.describe()}",
         )
+
+    def forged(self, custom_id: str, *, select_values: list[str] | None = None):
+        """A bot message in the member's DMs carrying a component the bot never made this way (a stale
+        message of an older version, or a crafted one)."""
+        if select_values is None:
+            item = {"type": 2, "style": 1, "label": "Old", "custom_id": custom_id}
+        else:
+            item = {"type": 3, "custom_id": custom_id, "options": [{"label": v, "value": v} for v in select_values]}
+        payload = {"content": "An old task", "components": [{"type": 1, "components": [item]}]}
+        return self.emu.post_message(self.user.dm_channel, self.emu.bot_user, payload)
 
     async def click(self, message, custom_id: str):
         before = len(message.history)
@@ -124,10 +142,16 @@ class Clicker:
 
     async def write(self, message, text: str, *, button: str = "lt:b:write:"):
         """Press Write (or Write again) and send ``text`` from the modal."""
+        return await self.send_modal(await self.open_modal(message, button), message, text)
+
+    async def open_modal(self, message, button: str = "lt:b:write:"):
         opened = await self.user.click(message, ids(message, button)[0])
+        await opened.wait_modal()
+        return opened
+
+    async def send_modal(self, opened, message, text: str):
         before = len(message.history)
-        submitted = await opened.submit_modal({"lt:text": text})
-        return await self._wait(submitted, message, before)
+        return await self._wait(await opened.submit_modal({"lt:text": text}), message, before)
 
     async def review(self, message, *, spam: bool = False, scale: int = 4, flags: tuple[str, ...] = ()):
         """Answers every question of a review task page by page, then confirms. ``scale`` (1-5) for every
