@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.labelling.member_tasks import Outcome
-from bot.labelling.tasks import MessageView, TaskOffer
+from bot.labelling.tasks import TaskOffer
 from storage.enums import TaskKind, TreeState
 
 EMBED_DESCRIPTION = 4096
@@ -144,10 +144,6 @@ def header_embed(offer: TaskOffer, *, folded: bool = False) -> discord.Embed:
     return embed
 
 
-def _embed_size(embed: discord.Embed) -> int:
-    return len(embed)
-
-
 def task_embeds(offer: TaskOffer) -> tuple[list[discord.Embed], discord.File | None]:
     """The task's header and its conversation (and candidates), within Discord's limits; a file with
     every text in full when some had to be shortened."""
@@ -157,13 +153,13 @@ def task_embeds(offer: TaskOffer) -> tuple[list[discord.Embed], discord.File | N
     # Past 9 texts, the oldest turns share one embed.
     merged = max(len(blocks) - slots + 1, 0) if len(blocks) > slots else 0
     titles = sum(len(b.title) for b in blocks[merged:]) + (len("Earlier conversation") if merged else 0)
-    budget = MESSAGE_EMBED_TEXT - _embed_size(header) - titles - SAFETY * (1 + bool(merged))
+    budget = MESSAGE_EMBED_TEXT - len(header) - titles - SAFETY * (1 + bool(merged))
     cap = _cap([len(b.text) + (len(b.title) + 8 if i < merged else 0) for i, b in enumerate(blocks)], budget)
     limit = min(cap if cap is not None else EMBED_DESCRIPTION, EMBED_DESCRIPTION - SAFETY)
-    folded = any(len(b.text) > limit for b in blocks)
+    earlier = "\n\n".join(f"**{b.title}**\n{fold(b.text, limit)}" for b in blocks[:merged])
+    folded = any(len(b.text) > limit for b in blocks) or len(earlier) > EMBED_DESCRIPTION
     embeds = [header if folded else header_embed(offer)]
     if merged:
-        earlier = "\n\n".join(f"**{b.title}**\n{fold(b.text, limit)}" for b in blocks[:merged])
         embeds.append(discord.Embed(title="Earlier conversation", description=fold(earlier, EMBED_DESCRIPTION)))
     for block in blocks[merged:]:
         embeds.append(discord.Embed(title=block.title, description=fold(block.text, limit) or "\u200b",
@@ -236,6 +232,3 @@ def echoed_text(message: discord.Message | None) -> str | None:
                 return embed.description[start + 4: -4]
     return None
 
-
-def conversation_lines(turns: tuple[MessageView, ...]) -> str:
-    return "\n".join(f"**{ROLE_NAMES.get(t.role, t.role)}:** {preview(t.text, 200)}" for t in turns)
