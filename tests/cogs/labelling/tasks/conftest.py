@@ -15,10 +15,10 @@ from emulator.pytest_plugin import emulator  # noqa: F401  (fixture)
 from emulator.testing import run_client
 from storage.models import Label, Message, MessageTree, Ranking, ScoreEvent, Task, User
 
-# Short trees: a prompt, two assistant replies and one user reply; two reviews each; three rankings.
-# Prompts get the full review (paged), replies the quick one.
+# Short trees: a prompt, two assistant replies, one user reply and its answer; two reviews each; three
+# rankings. Prompts get the full review (paged), replies the quick one.
 FLOW = dict(
-    reviews_initial_prompt=2, reviews_reply=2, goal_tree_size=4, max_children=2, max_tree_depth=2,
+    reviews_initial_prompt=2, reviews_reply=2, goal_tree_size=4, max_children=2, max_tree_depth=3,
     rankings_needed=3, p_full_labeling_review_prompt=1.0, p_full_labeling_review_reply_assistant=0.0,
     p_full_labeling_review_reply_prompter=0.0,
 )

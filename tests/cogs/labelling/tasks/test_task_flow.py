@@ -15,6 +15,7 @@ PROMPT = "What is the tallest mountain on Earth, and how tall is it?"
 GOOD = "Mount Everest, at 8,849 metres above sea level (the 2020 survey by China and Nepal)."
 WEAK = "Probably Everest, it is very high."
 FOLLOW_UP = "Is it also the tallest when measured from its base?"
+ANSWER = "No: Mauna Kea is taller from base to peak, about 10,200 metres, most of it under the sea."
 
 
 def outcome(message) -> str:
@@ -70,7 +71,7 @@ async def test_six_members_take_a_prompt_to_an_exported_ranked_tree(
             assert task.embeds[0]["title"] == "Review an assistant reply"
             await reviewer.review(task, scale=3)
 
-        # 5. frank continues as the user, below one of the replies; bob and carol review it.
+        # 5. frank continues as the user, below one of the replies; dave answers him. Both are reviewed.
         task = await frank.task("prompter_reply")
         assert [e["title"] for e in task.embeds[1:]] == ["User", "Assistant · reply to this"]
         done = await frank.write(task, FOLLOW_UP)
@@ -79,6 +80,11 @@ async def test_six_members_take_a_prompt_to_an_exported_ranked_tree(
             task = await reviewer.task("review")
             assert task.embeds[0]["title"] == "Review a user reply"
             await reviewer.review(task)
+        task = await dave.task("assistant_reply")
+        assert [e["title"] for e in task.embeds[1:]] == ["User", "Assistant", "User · reply to this"]
+        await dave.write(task, ANSWER)
+        for reviewer in (bob, carol):
+            await reviewer.review(await reviewer.task("review"))
         async with sessions() as session:
             assert await session.scalar(select(MessageTree.state)) == TreeState.RANKING
 
@@ -116,5 +122,6 @@ async def test_six_members_take_a_prompt_to_an_exported_ranked_tree(
     assert prompt["labels"]["quality"] == {"value": 0.75, "count": 2}
     assert [(r["text"], r["rank"]) for r in prompt["replies"]] == [(GOOD, 0), (WEAK, 1)]
     assert all(r["labels"]["quality"]["value"] == 0.5 for r in prompt["replies"])
-    follow_ups = [child["text"] for reply in prompt["replies"] for child in reply.get("replies", [])]
-    assert follow_ups == [FOLLOW_UP]
+    follow_ups = [child for reply in prompt["replies"] for child in reply.get("replies", [])]
+    assert [child["text"] for child in follow_ups] == [FOLLOW_UP]
+    assert [answer["text"] for answer in follow_ups[0]["replies"]] == [ANSWER]
