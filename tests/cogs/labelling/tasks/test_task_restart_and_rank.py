@@ -72,6 +72,10 @@ async def test_ranking_select_flow_reset_and_not_rankable(emulator, start_bot, m
         task = await alice.click(task, alice.ids(task, "lt:b:reset:")[0])
         assert task.content.startswith("**Your order:** nothing picked yet")
         task = await alice.pick(task, alice.ids(task, "lt:s:rank:")[0], [letters["Python"]])
+        # Skip, then back: the order picked so far is still there.
+        panel = await alice.click(task, alice.ids(task, "lt:b:skip:")[0])
+        task = await alice.click(panel, alice.ids(panel, "lt:b:back:")[0])
+        assert task.content == f"**Your order:** 1. Reply {letters['Python']}"
         options = [o["value"] for o in alice.component(task, alice.ids(task, "lt:s:rank:")[0])["options"]]
         assert sorted(options) == sorted([letters["Scratch"], letters["Assembly"]])
         task = await alice.pick(task, alice.ids(task, "lt:s:rank:")[0], [letters["Scratch"]])
