@@ -1,0 +1,52 @@
+"""Answering an interaction in one step when the work is quick, deferring only when it is not.
+
+An answer that carries the result costs one call; deferring and then editing costs two, and the edit
+counts against Discord's per-channel edit limit (about 5 per 5 s), which a busy task channel reaches
+fast. So the service call runs first and the interaction is deferred only if it is still running
+after QUICK_SECONDS, well inside Discord's 3-second deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import discord
+
+T = TypeVar("T")
+QUICK_SECONDS = 1.5
+
+
+async def run(interaction: discord.Interaction, work: Awaitable[T], *, thinking: bool = False) -> T:
+    """The work's result (or its exception); defers the interaction first if the work is slow."""
+    job = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({job}, timeout=QUICK_SECONDS)
+    if not done:
+        await interaction.response.defer(ephemeral=True, thinking=thinking)
+    return await job
+
+
+async def update(interaction: discord.Interaction, **changes: Any) -> None:
+    """Change the message the component or modal was on."""
+    if interaction.response.is_done():
+        await interaction.edit_original_response(**changes)
+    else:
+        await interaction.response.edit_message(**changes)
+
+
+async def show(interaction: discord.Interaction, **message: Any) -> None:
+    """The answer to a slash command: a new message only the member sees."""
+    if interaction.response.is_done():
+        await interaction.edit_original_response(**message)
+    else:
+        files = message.pop("attachments", [])
+        await interaction.response.send_message(ephemeral=True, files=files, **message)
+
+
+async def note(interaction: discord.Interaction, content: str | None = None, **extra: Any) -> None:
+    """A separate message only the member sees, leaving the task message as it is."""
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=True, **extra)
+    else:
+        await interaction.response.send_message(content, ephemeral=True, **extra)

@@ -1,0 +1,241 @@
+"""/task: the member's labelling loop. Each interaction reads the custom_id, calls one MemberTasks method
+(one transaction) and renders the result; refusals are the engine's polite sentences, shown only to
+the member."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.labelling.errors import LabellingError
+from bot.labelling.member_tasks import Member, MemberTasks, Outcome
+from bot.labelling.tasks import TaskOffer
+from cogs.labelling import answering, render
+from cogs.labelling.task_views import (
+    DYNAMIC_ITEMS,
+    MODAL_ID,
+    NO,
+    SKIP_REASONS,
+    YES,
+    StaleState,
+    again_view,
+    complete_order,
+    decode_order,
+    decode_review,
+    modal_text,
+    outcome_view,
+    parse_review,
+    review_answers,
+    skip_view,
+    task_view,
+    text_modal,
+)
+
+KIND_OPTIONS = [
+    app_commands.Choice(name="any", value="any"),
+    app_commands.Choice(name="prompt", value="prompt"),
+    app_commands.Choice(name="reply as assistant", value="assistant_reply"),
+    app_commands.Choice(name="reply as user", value="prompter_reply"),
+    app_commands.Choice(name="review", value="review"),
+    app_commands.Choice(name="rank", value="rank"),
+]
+# Refusals after which the same task still takes a corrected text.
+RETRYABLE = {"empty_text", "text_too_long", "duplicate_text", "rate_limited"}
+STALE = ("These buttons are out of date or were not made by me, so nothing was recorded. "
+         "Use /task to get a task again.")
+SKIP_PROMPT = "Skip this task? Telling why is optional and helps us give better tasks."
+# Discord's text inputs hold at most 4000 characters.
+TEXT_INPUT_MAX = 4000
+
+
+def member_of(interaction: discord.Interaction) -> Member:
+    user = interaction.user
+    return Member(user.id, user.display_name, str(interaction.locale) if interaction.locale else None)
+
+
+def refusal_text(error: LabellingError) -> str:
+    if error.retry_at is not None:
+        return f"{error.message} You can try again {discord.utils.format_dt(error.retry_at, 'R')}."
+    return error.message
+
+
+class TaskCog(commands.Cog, name="Tasks"):
+    def __init__(self, bot: Any, members: MemberTasks) -> None:
+        self.bot = bot
+        self.members = members
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(*DYNAMIC_ITEMS)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(*DYNAMIC_ITEMS)
+
+    @property
+    def text_limit(self) -> int:
+        return min(self.members.ctx.settings.max_text_length, TEXT_INPUT_MAX)
+
+    @app_commands.command(name="task", description="Get a labelling task: write, review or rank")
+    @app_commands.describe(kind="What you want to do (default: whatever is most needed)",
+                           language="A language tag such as en or de (default: your language)")
+    @app_commands.choices(kind=KIND_OPTIONS)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def task(self, interaction: discord.Interaction, kind: app_commands.Choice[str] | None = None,
+                   language: app_commands.Range[str, 2, 16] | None = None) -> None:
+        asked = kind.value if kind else "any"
+        try:
+            offer = await answering.run(interaction, self.members.request(member_of(interaction), asked, language),
+                                        thinking=True)
+        except LabellingError as refused:
+            await answering.show(interaction, content=refusal_text(refused))
+            return
+        await answering.show(interaction, **task_message(offer))
+
+    # ----- components (see task_views for the custom_ids) ------------------------------------------
+
+    async def on_button(self, interaction: discord.Interaction, action: str, task_id: int, state: str) -> None:
+        if action in ("write", "again"):
+            # A modal must be the first answer, so it opens without a lookup; the submission is checked.
+            text = render.echoed_text(interaction.message) if action == "again" else None
+            await interaction.response.send_modal(text_modal(task_id, state, self.text_limit, text))
+        elif action in ("skip", "back", "page", "reset"):
+            await self._redraw(interaction, task_id, lambda offer: self._after_button(offer, action, state))
+        else:
+            try:
+                work = self._submission(interaction, action, task_id, state)
+            except StaleState:
+                await answering.note(interaction, STALE)
+                return
+            await self._submit(interaction, work)
+
+    @staticmethod
+    def _after_button(offer: TaskOffer, action: str, state: str) -> dict[str, Any]:
+        if action == "skip":
+            return {"content": SKIP_PROMPT, "view": skip_view(offer.task_id, state)}
+        view, status = task_view(offer, "" if action == "reset" else state)
+        return {"content": status, "view": view}
+
+    def _submission(self, interaction: discord.Interaction, action: str, task_id: int,
+                    state: str) -> Awaitable[Outcome]:
+        who = member_of(interaction)
+        if action == "skipnow":
+            return self.members.skip(who, task_id)
+        if action == "confirm":
+            return self.members.submit_review(who, task_id, review_answers(parse_review(state)))
+        if action == "rankok":
+            return self.members.submit_ranking(who, task_id, [ord(c) - ord("A") for c in state])
+        if action == "notrank":
+            return self.members.submit_ranking(who, task_id, None, not_rankable=True)
+        raise StaleState(action)
+
+    async def _redraw(self, interaction: discord.Interaction, task_id: int,
+                      draw: Callable[[TaskOffer], dict[str, Any]]) -> None:
+        """A click that only changes what the message shows: the task is read again, nothing written."""
+        try:
+            offer = await answering.run(interaction, self.members.open(member_of(interaction), task_id))
+            changes = draw(offer)
+        except LabellingError as refused:
+            await answering.note(interaction, refusal_text(refused))
+        except StaleState:
+            await answering.note(interaction, STALE)
+        else:
+            await answering.update(interaction, **changes)
+
+    async def _submit(self, interaction: discord.Interaction, work: Awaitable[Outcome]) -> None:
+        try:
+            outcome = await answering.run(interaction, work)
+        except LabellingError as refused:
+            await answering.note(interaction, refusal_text(refused))
+        else:
+            await answering.update(interaction, **outcome_message(outcome))
+
+    async def on_select(self, interaction: discord.Interaction, action: str, task_id: int, state: str, arg: str,
+                        values: list[str]) -> None:
+        if action == "skipwhy":
+            reason = values[0] if values and values[0] in SKIP_REASONS else None
+            await self._submit(interaction, self.members.skip(member_of(interaction), task_id, reason))
+        else:
+            await self._redraw(interaction, task_id, lambda offer: self._after_pick(offer, action, state, arg, values))
+
+    @staticmethod
+    def _after_pick(offer: TaskOffer, action: str, state: str, arg: str, values: list[str]) -> dict[str, Any]:
+        """The message after a pick in a select: the new state is carried by the components."""
+        if action == "rank":
+            order = decode_order(state, len(offer.replies))
+            order = complete_order(decode_order(order + "".join(values[:1]), len(offer.replies)),
+                                   len(offer.replies))
+            view, status = task_view(offer, order)
+            return {"content": status, "view": view}
+        review = decode_review(state, offer.labels)
+        if action == "flags":
+            flags = [i for i, spec in enumerate(offer.labels) if spec.kind == "flag"]
+            if not set(values) <= {str(i) for i in flags}:
+                raise StaleState(values)
+            for index in flags:
+                review = review.with_answer(index, YES if str(index) in values else NO)
+        elif action == "label" and arg.isdigit() and int(arg) < len(offer.labels) and len(values) == 1:
+            review = review.with_answer(int(arg), values[0])
+        else:
+            raise StaleState(action)
+        view, status = task_view(offer, decode_review(review.encode(), offer.labels).encode())
+        return {"content": status, "view": view}
+
+    async def on_next(self, interaction: discord.Interaction, asked: str, lang: str) -> None:
+        try:
+            offer = await answering.run(interaction, self.members.request(member_of(interaction), asked, lang or None))
+        except LabellingError as refused:
+            await answering.note(interaction, refusal_text(refused))
+            return
+        await answering.update(interaction, **task_message(offer))
+
+    # ----- the Write modal -------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Modal submissions arrive here, not at a Modal object, so they are taken after a restart too.
+        Components of ours that no template knows (a message of an older version) get an answer too."""
+        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        if interaction.type is discord.InteractionType.component:
+            if custom_id.startswith("lt:") and not any(
+                item.__discord_ui_compiled_template__.fullmatch(custom_id) for item in DYNAMIC_ITEMS
+            ):
+                await answering.note(interaction, STALE)
+            return
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        match = MODAL_ID.fullmatch(custom_id)
+        if match is None:
+            return
+        task_id, code = int(match["task"]), match["code"]
+        text = modal_text(dict(interaction.data or {})) or ""
+        try:
+            outcome = await answering.run(interaction, self.members.submit_text(member_of(interaction), task_id, text))
+        except LabellingError as refused:
+            # Nothing the member wrote is lost: the text comes back with the reason.
+            retry = refused.reason in RETRYABLE
+            embed, file = render.echo(refusal_text(refused), text, retry=retry)
+            extra: dict[str, Any] = {"file": file} if file else {}
+            if retry:
+                extra["view"] = again_view(task_id, code)
+            await answering.note(interaction, embed=embed, **extra)
+            return
+        await answering.update(interaction, **outcome_message(outcome))
+
+
+def task_message(offer: TaskOffer) -> dict[str, Any]:
+    embeds, file = render.task_embeds(offer)
+    view, status = task_view(offer)
+    return {"content": status, "embeds": embeds, "view": view, "attachments": [file] if file else []}
+
+
+def outcome_message(outcome: Outcome) -> dict[str, Any]:
+    return {"content": None, "embeds": [render.outcome_embed(outcome)], "view": outcome_view(outcome),
+            "attachments": []}
+
+
+async def setup(bot: Any) -> None:
+    await bot.add_cog(TaskCog(bot, MemberTasks(bot.services.labelling)))
