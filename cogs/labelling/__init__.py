@@ -1,0 +1,1 @@
+"""Labelling cogs: tasks, the member-facing views and settings, help."""
