@@ -27,6 +27,7 @@ from storage.models import Message, User
 
 PAGE_SIZE = 10
 HISTORY_LINES = 8
+OWNER_TOKEN_LENGTH = 10
 # `/settings language auto` gives the choice back to the Discord locale.
 AUTO = "auto"
 
@@ -133,6 +134,11 @@ def display_pseudonym(salt: bytes, discord_id: int) -> str:
     return f"Contributor {digest[:4]}"
 
 
+def owner_token(salt: bytes, discord_id: int) -> str:
+    """Names who asked for a paged view inside its buttons' custom_ids without writing their Discord id."""
+    return hmac.new(salt, f"owner:{discord_id}".encode(), hashlib.sha256).hexdigest()[:OWNER_TOKEN_LENGTH]
+
+
 def level_progress(points: float) -> Progress:
     level = level_for(points)
     floor = 0.0 if level == 0 else points_for_level(level)
@@ -162,6 +168,9 @@ class MemberService:
 
     def pseudonym(self, discord_id: int) -> str:
         return display_pseudonym(self._salt, discord_id)
+
+    def owner_token(self, discord_id: int) -> str:
+        return owner_token(self._salt, discord_id)
 
     async def _caller(self, session: AsyncSession, caller: Caller) -> User:
         user = await get_or_create_user(session, caller.discord_id, display_name=caller.display_name,

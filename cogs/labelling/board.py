@@ -9,7 +9,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.labelling.leaderboard import PERIODS
 from bot.labelling.members import BoardPage, MemberRefused, MemberService
 from cogs.labelling import render_profile as render
 from cogs.labelling.member_edge import caller_of, line_names, member_service, send_refusal
@@ -18,11 +17,12 @@ Period = Literal["day", "week", "month", "all"]
 
 
 class PageButton(discord.ui.DynamicItem[discord.ui.Button],
-                 template=r"board:(?P<period>[a-z]+):(?P<page>\d{1,9}):(?P<owner>\d{1,20})"):
+                 template=r"board:(?P<period>[a-z]+):(?P<page>\d{1,9}):(?P<owner>[0-9a-f]{1,16})"):
     """Previous / Next under a leaderboard. The owner is who asked for it: their clicks turn the page in
-    place, anyone else gets their own copy of that page (with their own standing) privately."""
+    place, anyone else gets their own copy of that page (with their own standing) privately. The owner is
+    written as a keyed token, not as their Discord id."""
 
-    def __init__(self, period: str, page: int, owner: int, *, label: str = "Next", disabled: bool = False) -> None:
+    def __init__(self, period: str, page: int, owner: str, *, label: str = "Next", disabled: bool = False) -> None:
         super().__init__(discord.ui.Button(label=label, style=discord.ButtonStyle.secondary, disabled=disabled,
                                            custom_id=f"board:{period}:{page}:{owner}"))
         self.period, self.page, self.owner = period, page, owner
@@ -30,7 +30,7 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button],
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
                              match: re.Match[str]) -> PageButton:
-        return cls(match["period"], int(match["page"]), int(match["owner"]))
+        return cls(match["period"], int(match["page"]), match["owner"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
         cog: BoardCog | None = interaction.client.get_cog("Board")  # type: ignore[union-attr]
@@ -40,7 +40,7 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button],
         await cog.turn_page(interaction, self.period, self.page, self.owner)
 
 
-def board_view(board: BoardPage, owner: int) -> discord.ui.View:
+def board_view(board: BoardPage, owner: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     # On the first or last page the disabled button still needs a custom_id of its own.
     view.add_item(PageButton(board.period, max(board.page - 1, 0), owner, label="◀ Previous",
@@ -66,7 +66,8 @@ class BoardCog(commands.Cog, name="Board"):
         board = await self.members.leaderboard(caller_of(interaction), period, page)
         lines = board.lines + ([board.standing.line] if board.standing.line else [])
         names = await line_names(interaction.guild, lines)
-        return render.leaderboard_embed(board, names, interaction.user.id), board_view(board, interaction.user.id)
+        owner = self.members.owner_token(interaction.user.id)
+        return render.leaderboard_embed(board, names, interaction.user.id), board_view(board, owner)
 
     @app_commands.command(name="leaderboard", description="Who earned the most points, with your own standing")
     @app_commands.describe(period="Which points count: the last day, week (default), month, or all time")
@@ -80,11 +81,8 @@ class BoardCog(commands.Cog, name="Board"):
             return
         await interaction.followup.send(embed=embed, view=view)
 
-    async def turn_page(self, interaction: discord.Interaction, period: str, page: int, owner: int) -> None:
-        if period not in PERIODS:  # a forged button
-            await send_refusal(interaction, MemberRefused("unknown_period"))
-            return
-        mine = interaction.user.id == owner
+    async def turn_page(self, interaction: discord.Interaction, period: str, page: int, owner: str) -> None:
+        mine = self.members.owner_token(interaction.user.id) == owner
         if mine:
             await interaction.response.defer()
         else:
