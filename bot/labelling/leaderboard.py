@@ -216,7 +216,7 @@ def _ranked(ctx: Context, period: str, include_synthetic: bool) -> Any:
             select(User.id, User.discord_id, User.display_name, totals.c.total.label("score"),
                    User.points.label("all_time"))
             .join(totals, totals.c.user_id == User.id)
-            .where(*_visible(include_synthetic), totals.c.total > 0)
+            .where(*_visible(include_synthetic), totals.c.total > SUM_TOLERANCE)
         )
     scored = scored.subquery()
     # Sums of the same events added in another order may differ in the last bits: compare in micro-points.

@@ -141,7 +141,7 @@ def owner_token(salt: bytes, discord_id: int) -> str:
 
 def level_progress(points: float) -> Progress:
     level = level_for(points)
-    floor = 0.0 if level == 0 else points_for_level(level)
+    floor = points_for_level(level)
     next_points = None if level >= MAX_LEVEL else points_for_level(level + 1)
     return Progress(level, round(points, 2), floor, next_points)
 

@@ -123,7 +123,8 @@ def _history(profile: Profile) -> str:
     lines = []
     for line in profile.history:
         why = line.explanation + (f" ({safe(line.detail)})" if line.detail else "")
-        lines.append(f"+{points_text(round(line.points, 2))} {why} · {discord.utils.format_dt(line.created_at, 'R')}")
+        # Signed: a moderator's deletion takes points back as a negative event.
+        lines.append(f"{round(line.points, 2):+g} {why} · {discord.utils.format_dt(line.created_at, 'R')}")
     return "\n".join(lines) or "–"
 
 
@@ -201,5 +202,5 @@ def points_table(points: PointsSettings) -> str:
         f"**{points_text(points.label_full)}** (full)",
         f"Rank replies: **{points_text(points.ranking)}**, plus up to "
         f"**{points_text(points.ranking_agreement_bonus)}** as your order agrees with the consensus",
-        f"Your reply ranked 1st / 2nd / 3rd: **{placement}**",
+        f"Each ranking that puts your reply 1st / 2nd / 3rd: **{placement}**",
     ))

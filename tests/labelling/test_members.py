@@ -17,6 +17,7 @@ from bot.labelling.members import (
 from bot.labelling.points import level_for, points_for_level
 from storage.enums import TaskKind
 from storage.models import User
+from tests.labelling.conftest import SMALL
 
 SALT = b"test-salt"
 
@@ -106,26 +107,29 @@ async def test_caller_standing_is_shown_beyond_the_first_page(campaign, members)
     assert refused.value.reason == "unknown_period"
 
 
-async def test_profile_counts_every_kind_of_work(campaign, members):
-    users = await campaign.users(8)
+async def test_profile_counts_every_kind_of_work(make_campaign):
+    # Three rankings: each one's agreement is measured against the other two.
+    campaign = make_campaign(**{**SMALL, "rankings_needed": 3})
+    members = MemberService(campaign.service, salt=SALT)
+    users = await campaign.users(9)
     _, replies = await campaign.tree_in_ranking(users)
-    for ranker in users[5:7]:
+    for ranker in users[5:8]:
         offer = await campaign.service.request_task(ranker, kinds=[TaskKind.RANK_ASSISTANT_REPLIES])
         await campaign.service.submit_ranking(offer.task_id, ranker, replies)
-    offer = await campaign.service.request_task(users[7], kinds=[TaskKind.INITIAL_PROMPT])
-    await campaign.service.skip_task(offer.task_id, users[7])
+    offer = await campaign.service.request_task(users[8], kinds=[TaskKind.INITIAL_PROMPT])
+    await campaign.service.skip_task(offer.task_id, users[8])
 
     reviewer = await members.profile(Caller(1004))  # users[3]: reviewed the prompt and both replies
     assert reviewer.own and reviewer.contributed
     assert reviewer.stats.labels == 3 and reviewer.stats.prompts == 0
     ranker = await members.profile(Caller(1006), None)
     assert ranker.stats.rankings == 1 and ranker.stats.mean_agreement == 1.0 and ranker.stats.good_rankings == 1
-    assert [line.reason for line in ranker.history][:2] == ["ranking_agreement", "ranking"]
+    assert [line.reason for line in ranker.history] == ["ranking_agreement", "ranking"]
     writer = await members.profile(Caller(1001), 1002)  # users[1] seen by users[0]
     assert not writer.own and writer.assistant_replies == 1 and writer.prompter_replies == 0
     assert writer.progress.points == writer.stats.points > 0
     assert writer.stats.ranks["week"][0] is not None
-    skipper = await members.profile(Caller(1008))
+    skipper = await members.profile(Caller(1009))
     assert skipper.contributed and skipper.stats.skips == 1
 
     nobody = await members.profile(Caller(1001), 424242)

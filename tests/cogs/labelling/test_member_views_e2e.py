@@ -23,9 +23,10 @@ from storage.enums import TaskKind
 from storage.models import Message, User
 
 COGS = ["cogs.labelling.board", "cogs.labelling.member_settings", "cogs.labelling.help"]
-# Small trees: prompt + 2 replies, 2 reviews each, 2 rankings finish a tree.
+# Small trees: prompt + 2 replies, 2 reviews each, 3 rankings finish a tree (three, so that each ranking's
+# agreement can be measured against the other two).
 SMALL = dict(reviews_initial_prompt=2, reviews_reply=2, goal_tree_size=3, max_children=2, max_tree_depth=1,
-             rankings_needed=2)
+             rankings_needed=3)
 
 
 @pytest.fixture
@@ -135,12 +136,12 @@ async def test_work_done_shows_on_profile_and_leaderboard(emulator, start_bot, s
     emu = emulator
     guild = await emu.create_guild("Campaign", channels=["general"])
     general = guild.channel("general")
-    names = ["ana", "ben", "cleo", "dev", "eve", "finn", "gus"]
-    ana, ben, cleo, dev, eve, finn, gus = [await emu.create_user(name, guild=guild) for name in names]
+    names = ["ana", "ben", "cleo", "dev", "eve", "finn", "gus", "ivy"]
+    ana, ben, cleo, dev, eve, finn, gus, ivy = [await emu.create_user(name, guild=guild) for name in names]
     async with start_bot(settings) as bot:
         engine = Engine(bot)
-        # ana asks, ben and cleo answer, dev and eve review everything, finn and gus rank ben's reply first.
-        _, replies = await engine.finished_tree(ana, [ben, cleo], [dev, eve], [finn, gus])
+        # ana asks, ben and cleo answer, dev and eve review everything, finn, gus and ivy rank ben's reply first.
+        _, replies = await engine.finished_tree(ana, [ben, cleo], [dev, eve], [finn, gus, ivy])
 
         async with bot.services.sessions() as session:
             expected = (await session.execute(
@@ -152,7 +153,7 @@ async def test_work_done_shows_on_profile_and_leaderboard(emulator, start_bot, s
         board = await it.wait_message()
         assert not board.ephemeral
         lines = board_lines(board)
-        assert len(lines) == len(expected) == 7
+        assert len(lines) == len(expected) == 8
         for line, (name, total) in zip(lines, expected, strict=True):
             assert f"**{name}**" in line and f"{round(total, 2):g} pts" in line
         assert lines[[name for name, _ in expected].index("dev")].endswith("← you")
@@ -292,8 +293,9 @@ async def test_optout_hides_a_member_from_leaderboard_and_export(emulator, start
     emu = emulator
     guild = await emu.create_guild("Campaign", channels=["general"])
     general = guild.channel("general")
-    crew = [await emu.create_user(name, guild=guild) for name in ("ana", "ben", "cleo", "dev", "eve", "finn", "gus")]
-    ana, ben, cleo, dev, eve, finn, gus = crew
+    crew = [await emu.create_user(name, guild=guild)
+            for name in ("ana", "ben", "cleo", "dev", "eve", "finn", "gus", "ivy")]
+    ana, ben, cleo, dev, eve, finn, gus, ivy = crew
     config = tmp_path / "c.toml"
     config.write_text(f'[database]\nurl = "{settings.database.url}"\n')
 
@@ -304,7 +306,7 @@ async def test_optout_hides_a_member_from_leaderboard_and_export(emulator, start
         return out.read_text()
 
     async with start_bot(settings) as bot:
-        await Engine(bot).finished_tree(ana, [ben, cleo], [dev, eve], [finn, gus])
+        await Engine(bot).finished_tree(ana, [ben, cleo], [dev, eve], [finn, gus, ivy])
         assert "says ben" in await export()
 
         it = await ben.slash("settings optout", {"state": "on"}, channel=general)
