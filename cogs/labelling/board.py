@@ -65,7 +65,7 @@ class BoardCog(commands.Cog, name="Board"):
                              ) -> tuple[discord.Embed, discord.ui.View]:
         board = await self.members.leaderboard(caller_of(interaction), period, page)
         lines = board.lines + ([board.standing.line] if board.standing.line else [])
-        names = await line_names(interaction.guild, lines)
+        names = await line_names(interaction, lines)
         owner = self.members.owner_token(interaction.user.id)
         return render.leaderboard_embed(board, names, interaction.user.id), board_view(board, owner)
 

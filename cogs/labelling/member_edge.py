@@ -1,8 +1,9 @@
 """The Discord side of the member service: who is calling, refusals, and the names shown for board lines.
 
-Names: the member's current server name, else a stable pseudonym. In a server, someone who is no longer a member gets their pseudonym: they left, and a stored name
-would still point at them. In DMs there is no member list to ask, so the name they last used with the
-bot is shown, or the pseudonym when none is known. A Discord id is never shown.
+Names: the member's current server name, else a stable pseudonym. In a server, someone who is no longer
+a member gets their pseudonym: they left, and a stored name would still point at them. In DMs the
+bot's servers are asked instead (a self-hosted bot serves one community or a few); only when they could
+not all be asked does the name stored at the member's last contact stand in. A Discord id is never shown.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from bot.labelling.members import BoardLine, Caller, MemberRefused, MemberServic
 from bot.labelling.pseudonyms import resolve_salt
 
 log = logging.getLogger(__name__)
+# In DMs, the servers asked for names at most; a bot in more falls back to the stored names.
+DM_GUILD_LOOKUPS = 5
 # The gateway answers a member request in one round trip; past this, fall back to the stored names.
 MEMBER_LOOKUP_SECONDS = 5.0
 
@@ -60,14 +63,35 @@ async def guild_member_names(guild: discord.Guild, discord_ids: Iterable[int]) -
     return names
 
 
-async def line_names(guild: discord.Guild | None, lines: Iterable[BoardLine]) -> dict[int, str]:
+def name_sources(interaction: discord.Interaction) -> tuple[list[discord.Guild], bool]:
+    """The servers whose members may be named in this answer, and whether they are all of them."""
+    if interaction.guild is not None:
+        return [interaction.guild], True
+    guilds = list(interaction.client.guilds)
+    # A bot in no server (DMs only) has nobody to ask: the stored names are all there is.
+    return guilds[:DM_GUILD_LOOKUPS], 0 < len(guilds) <= DM_GUILD_LOOKUPS
+
+
+async def line_names(interaction: discord.Interaction, lines: Iterable[BoardLine]) -> dict[int, str]:
     lines = list(lines)
-    members = None if guild is None else await guild_member_names(guild, (line.entry.discord_id for line in lines))
+    guilds, complete = name_sources(interaction)
+    current: dict[int, str] = {}
+    for guild in guilds:
+        wanted = [line.entry.discord_id for line in lines if line.entry.discord_id not in current]
+        if not wanted:
+            break
+        found = await guild_member_names(guild, wanted)
+        if found is None:
+            complete = False
+        else:
+            current.update(found)
     names = {}
     for line in lines:
         discord_id = line.entry.discord_id
-        if members is not None:
-            names[discord_id] = members.get(discord_id) or line.pseudonym
+        if discord_id in current:
+            names[discord_id] = current[discord_id]
+        elif complete:  # asked everywhere and not a member: they left
+            names[discord_id] = line.pseudonym
         else:
             names[discord_id] = line.entry.display_name or line.pseudonym
     return names

@@ -216,6 +216,11 @@ async def test_pages_survive_a_restart_and_leavers_get_pseudonyms(emulator, star
         assert_no_raw_ids(emu, board)
         next_button, previous_button = board.custom_ids[1], board.custom_ids[0]
 
+        # In a DM the bot asks its server: the same names, the same pseudonym.
+        it = await caller.slash("leaderboard")
+        in_dm = await it.wait_message()
+        assert board_lines(in_dm) == lines and "member00" not in shown_text(in_dm)
+
         click = await caller.click(board, next_button)
         assert (await click.wait_response()).kind == "deferred_update"
         await emu.wait_for(lambda: "Page 2 of 2" in board.embeds[0]["footer"]["text"], what="page 2")
