@@ -174,3 +174,14 @@ async def test_language_settings_and_the_work_overview(campaign, members):
     back = await members.set_language(caller, "auto")
     assert (back.language, back.effective_language) == (None, "de")
     assert (await members.settings(Caller(1002))).effective_language == "en"  # no locale: the default
+
+
+async def test_a_banned_member_is_told_so_instead_of_shown_work(campaign, members):
+    users = await campaign.users(2)
+    await campaign.prompt(users[0])
+    await campaign.service.ban_user(None, users[1], "spam")
+    with pytest.raises(MemberRefused) as refused:
+        await members.tasks_overview(Caller(1002))
+    assert refused.value.reason == "banned"
+    board = await members.leaderboard(Caller(1002), "week")
+    assert board.standing.banned and board.standing.line is None
