@@ -37,7 +37,10 @@ class DiscordSettings(Section):
     gateway_url: str = DISCORD_GATEWAY
     command_guild_ids: list[int] = []
     owner_ids: list[int] = []
-    cogs: list[str] = ["cogs.chat", "cogs.labelling.task_cog", "cogs.labelling.tutorial_cog"]
+    cogs: list[str] = [
+        "cogs.chat", "cogs.labelling.task_cog", "cogs.labelling.tutorial_cog", "cogs.labelling.board",
+        "cogs.labelling.member_settings", "cogs.labelling.help",
+    ]
     sync_commands: bool = True
 
     @field_validator("api_base_url", "gateway_url")

@@ -189,3 +189,67 @@ async def score_history(session: AsyncSession, user_id: int, limit: int = 20) ->
     ).all()
     return [ScoreLine(e.points, e.reason, REASONS.get(e.reason, e.reason), e.detail, e.message_id, e.created_at)
             for e in events]
+
+
+@dataclass(frozen=True)
+class LeaderboardPage:
+    period: str
+    page: int  # 0-based, clamped to the pages there are
+    pages: int
+    ranked_users: int
+    entries: list[LeaderboardEntry]
+
+
+def _ranked(ctx: Context, period: str, include_synthetic: bool) -> Any:
+    """Every visible user with points in the period, with a competition rank (ties share one: 1, 2, 2, 4)
+    and a position that breaks ties by user id, so pages neither skip nor repeat anyone."""
+    since = period_start(period, ctx.now())
+    if since is None:
+        scored = (
+            select(User.id, User.discord_id, User.display_name, User.points.label("score"),
+                   User.points.label("all_time"))
+            .where(*_visible(include_synthetic), User.points > 0)
+        )
+    else:
+        totals = _period_totals(since)
+        scored = (
+            select(User.id, User.discord_id, User.display_name, totals.c.total.label("score"),
+                   User.points.label("all_time"))
+            .join(totals, totals.c.user_id == User.id)
+            .where(*_visible(include_synthetic), totals.c.total > SUM_TOLERANCE)
+        )
+    scored = scored.subquery()
+    # Sums of the same events added in another order may differ in the last bits: compare in micro-points.
+    key = func.round(scored.c.score * 1_000_000)
+    return select(
+        scored,
+        func.rank().over(order_by=key.desc()).label("rank"),
+        func.row_number().over(order_by=(key.desc(), scored.c.id)).label("position"),
+    ).subquery()
+
+
+def _entry(row: Any) -> LeaderboardEntry:
+    return LeaderboardEntry(row.rank, row.id, row.discord_id, row.display_name, round(float(row.score), 2),
+                            level_for(row.all_time or 0))
+
+
+async def leaderboard_page(session: AsyncSession, ctx: Context, period: str, page: int, page_size: int = 10, *,
+                           include_synthetic: bool = False) -> LeaderboardPage:
+    """One page of the period's board (hidden users left out); a page past the end shows the last one."""
+    ranked = _ranked(ctx, period, include_synthetic)
+    count = await session.scalar(select(func.count()).select_from(ranked)) or 0
+    pages = max(1, -(-count // page_size))
+    page = min(max(page, 0), pages - 1)
+    rows = (await session.execute(
+        select(ranked).order_by(ranked.c.position).offset(page * page_size).limit(page_size)
+    )).all()
+    return LeaderboardPage(period, page, pages, count, [_entry(row) for row in rows])
+
+
+async def board_position(session: AsyncSession, ctx: Context, user_id: int, period: str, *,
+                         include_synthetic: bool = False) -> tuple[LeaderboardEntry, int] | None:
+    """The user's line on the period's board and its 0-based position there; None when they are not on it
+    (no points in the period, or hidden)."""
+    ranked = _ranked(ctx, period, include_synthetic)
+    row = (await session.execute(select(ranked).where(ranked.c.id == user_id))).one_or_none()
+    return None if row is None else (_entry(row), row.position - 1)
