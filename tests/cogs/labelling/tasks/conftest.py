@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import OABot
-from bot.config import Settings
+from bot.config import DiscordSettings, Settings
 from emulator.pytest_plugin import emulator  # noqa: F401  (fixture)
 from emulator.testing import run_client
 from storage.models import Label, Message, MessageTree, Ranking, ScoreEvent, Task, User
@@ -22,7 +22,8 @@ FLOW = dict(
     rankings_needed=3, p_full_labeling_review_prompt=1.0, p_full_labeling_review_reply_assistant=0.0,
     p_full_labeling_review_reply_prompter=0.0,
 )
-COGS = ["cogs.labelling.task_cog", "cogs.labelling.tutorial_cog"]
+# Every labelling cog the bot loads by default (chat is off in these tests).
+COGS = [cog for cog in DiscordSettings().cogs if cog.startswith("cogs.labelling.")]
 
 
 @pytest.fixture

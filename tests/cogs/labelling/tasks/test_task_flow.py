@@ -107,7 +107,15 @@ async def test_six_members_take_a_prompt_to_an_exported_ranked_tree(
             ranks = dict((await session.execute(select(Message.text, Message.rank).where(Message.depth == 1))).all())
             assert ranks == {GOOD: 0, WEAK: 1}
             points = dict((await session.execute(select(User.display_name, User.points))).all())
-            assert points["dave"] > points["erin"] > 0  # the consensus placed dave's reply first
+            assert points["dave"] > points["erin"] > 0  # the rankings placed dave's reply first
+
+        # 8. /leaderboard shows the six members in the order of their points, with their points.
+        board = await (await users["frank"].slash("leaderboard", {"period": "all"}, channel=channel)).wait_message()
+        lines = board.embeds[0]["description"].splitlines()
+        expected = sorted(((p, n) for n, p in points.items() if p > 0), key=lambda row: -row[0])
+        assert len(lines) == len(expected)
+        for line, (total, name) in zip(lines, expected, strict=True):
+            assert f"**{name}**" in line and f"{round(total, 2):g} pts" in line
 
     # The export holds the whole tree, with the ranks and the reviewers' labels.
     config = tmp_path / "c.toml"
