@@ -39,7 +39,7 @@ class DiscordSettings(Section):
     owner_ids: list[int] = []
     cogs: list[str] = [
         "cogs.chat", "cogs.labelling.task_cog", "cogs.labelling.tutorial_cog", "cogs.labelling.board",
-        "cogs.labelling.member_settings", "cogs.labelling.help",
+        "cogs.labelling.member_settings", "cogs.labelling.help", "cogs.admin",
     ]
     sync_commands: bool = True
 

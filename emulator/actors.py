@@ -332,8 +332,12 @@ class EmulatedUser(User):
             raise CommandUnavailable(f"{self.username} is not a member of {guild.name!r}")
         base = P.base_permissions(guild, self.id)
         required = cmd.default_member_permissions
-        # Discord hides commands whose default permissions the member lacks (admins see everything).
-        if required is not None and not base & P.ADMINISTRATOR:
+        override = self.emu.command_override(guild, cmd, self.id)
+        if override is False and not base & P.ADMINISTRATOR:
+            raise CommandUnavailable(f"/{name} is forbidden to {self.username} by the server's settings")
+        # Discord hides commands whose default permissions the member lacks (admins see everything), unless
+        # a server admin allowed the command for them.
+        if required is not None and not base & P.ADMINISTRATOR and override is not True:
             if required == 0 or base & required != required:
                 raise CommandUnavailable(f"/{name} is hidden from {self.username} (needs permissions {required:#x})")
         if not self.emu.permissions_in(channel, self) & P.USE_APPLICATION_COMMANDS:

@@ -153,6 +153,9 @@ class Emulator:
         self.messages: dict[int, Message] = {}
         self.dm_channels: dict[int, Channel] = {}  # user id -> DM channel with the bot
         self.commands: dict[int, Command] = {}
+        # A server admin's per-command overrides (Server Settings > Integrations), as Discord stores them:
+        # (guild id, command id) -> [{"id", "type" (1 role, 2 user), "permission"}].
+        self.command_overrides: dict[tuple[int, int], list[dict[str, Any]]] = {}
         self.interactions: dict[int, Interaction] = {}
         self.interactions_by_token: dict[str, Interaction] = {}
         self.attachments: dict[int, Attachment] = {}
@@ -370,6 +373,34 @@ class Emulator:
         if guild is not None and fallback_global:
             return self.find_command(name, guild=None, type=type)
         return None
+
+    async def set_command_permissions(
+        self, guild: Guild, name: str, *, roles: Iterable[Role] = (), users: Iterable[User] = (),
+        allow: bool = True, type: int = 1,
+    ) -> None:
+        """What a server admin does in Integrations: let (or forbid) these roles and members use a command
+        whatever its default member permissions say."""
+        cmd = self.find_command(name, guild=guild, type=type)
+        if cmd is None:
+            raise ValueError(f"no command {name!r} for guild {guild.name!r}")
+        entries = self.command_overrides.setdefault((guild.id, cmd.id), [])
+        targets = [(r.id, 1) for r in roles] + [(u.id, 2) for u in users]
+        ids = {target_id for target_id, _ in targets}
+        entries[:] = [e for e in entries if int(e["id"]) not in ids]
+        entries += [{"id": str(target_id), "type": kind, "permission": allow} for target_id, kind in targets]
+        self.notify()
+
+    def command_override(self, guild: Guild, cmd: Command, member_id: int) -> bool | None:
+        """The admin's verdict for this member on this command: a member entry wins over role entries,
+        an allowing role over a denying one; None when no entry applies."""
+        entries = self.command_overrides.get((guild.id, cmd.id), [])
+        for entry in entries:
+            if entry["type"] == 2 and int(entry["id"]) == member_id:
+                return bool(entry["permission"])
+        member = guild.members.get(member_id)
+        held = {guild.id, *(member.role_ids if member else [])}
+        verdicts = [bool(e["permission"]) for e in entries if e["type"] == 1 and int(e["id"]) in held]
+        return any(verdicts) if verdicts else None
 
     def calls_to(self, route: str) -> list[RestCall]:
         """Calls of one route, e.g. `"PATCH /channels/{channel_id}/messages/{message_id}"`."""

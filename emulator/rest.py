@@ -556,7 +556,12 @@ class RestAPI:
 
     async def command_permissions(self, req: Request):
         self._command_scope(req)
-        return 200, []
+        guild_id = int(req.params["guild_id"])
+        return 200, [
+            {"id": str(command_id), "application_id": str(self.emu.application_id), "guild_id": str(guild_id),
+             "permissions": entries}
+            for (gid, command_id), entries in self.emu.command_overrides.items() if gid == guild_id and entries
+        ]
 
     # ---- channels --------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import discord
 import pytest
+from discord.http import Route
 
 from emulator import ActionError, CommandUnavailable, Emulator
 from emulator.testing import run_client
@@ -106,6 +107,22 @@ async def test_default_permission_commands_are_hidden_from_non_moderators(world)
     interaction = await mod.slash("admin", channel=guild.channel("general"))
     assert (await interaction.wait_message()).content == "admin ok"
     assert interaction.ephemeral
+
+
+async def test_a_server_admin_can_override_a_commands_default_permissions(world):
+    emu, guild, alice, mod, bot = world
+    general = guild.channel("general")
+    await emu.set_command_permissions(guild, "admin", users=[alice])
+    assert (await (await alice.slash("admin", channel=general)).wait_message()).content == "admin ok"
+    # The override is readable as Discord serves it, and a member entry beats an allowing role.
+    [entry] = await bot.http.request(Route(
+        "GET", "/applications/{application_id}/guilds/{guild_id}/commands/permissions",
+        application_id=emu.application_id, guild_id=guild.id))
+    assert entry["permissions"] == [{"id": str(alice.id), "type": 2, "permission": True}]
+    await emu.set_command_permissions(guild, "admin", roles=[guild.everyone])
+    await emu.set_command_permissions(guild, "admin", users=[mod], allow=False)
+    with pytest.raises(CommandUnavailable):
+        await mod.slash("admin", channel=general)
 
 
 async def test_raw_reaction_listeners_see_users_reactions(world):

@@ -7,7 +7,6 @@ with the members' Discord ids, as the task cogs do; what is checked here is what
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 
 import pytest
@@ -18,7 +17,6 @@ from bot.cli import main as oabot
 from bot.config import Settings
 from bot.labelling import points
 from emulator.pytest_plugin import emulator  # noqa: F401  (fixture)
-from emulator.testing import run_client
 from storage.enums import TaskKind
 from storage.models import Message, User
 
@@ -37,17 +35,6 @@ def settings(tmp_path) -> Settings:
         chat={"enabled": False},
         labelling=SMALL,
     )
-
-
-@pytest.fixture
-def start_bot(emulator):  # noqa: F811
-    @contextlib.asynccontextmanager
-    async def start(settings: Settings):
-        bot = OABot(settings)
-        async with run_client(bot, emulator, timeout=60):
-            yield bot
-
-    return start
 
 
 class Engine:

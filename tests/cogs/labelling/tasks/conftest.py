@@ -3,16 +3,12 @@ a member clicking through /task."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bot.app import OABot
 from bot.config import DiscordSettings, Settings
-from emulator.pytest_plugin import emulator  # noqa: F401  (fixture)
-from emulator.testing import run_client
 from storage.models import Label, Message, MessageTree, Ranking, ScoreEvent, Task, User
 
 # Short trees: a prompt, two assistant replies, one user reply and its answer; two reviews each; three
@@ -37,19 +33,6 @@ def make_settings(tmp_path):
         )
 
     return make
-
-
-@pytest.fixture
-def start_bot(emulator):  # noqa: F811
-    """`async with start_bot(settings) as bot:` runs the real bot against the emulator."""
-
-    @contextlib.asynccontextmanager
-    async def start(settings: Settings):
-        bot = OABot(settings)
-        async with run_client(bot, emulator, timeout=60):
-            yield bot
-
-    return start
 
 
 @pytest.fixture
