@@ -16,7 +16,7 @@ from bot.labelling.errors import LabellingError, TaskRefused
 from bot.labelling.language import effective_language, normalise_language
 from bot.labelling.service import LabellingService, get_or_create_user
 from bot.labelling.trees import LABEL_KINDS, RANK_KINDS, REPLY_KINDS
-from storage.enums import TaskKind, TaskState
+from storage.enums import TaskKind
 from storage.models import Message, Ranking, Task, User
 
 # What a member may ask /task for, by the words they see, and the engine's kinds behind each.
@@ -104,21 +104,8 @@ class MemberTasks:
 
     async def _open_task(self, session: AsyncSession, task_id: int, user: User | None) -> Task:
         """Refuses, with the engine's reasons, a task this member cannot work on now."""
-        task = await session.get(Task, task_id)
-        if task is None:
-            raise TaskRefused("task_not_found")
-        if user is None or task.user_id != user.id:
-            raise TaskRefused("not_your_task")
-        # Before the task's state: a ban also cancels the member's tasks, and "banned" is the reason.
-        if user.banned:
-            raise TaskRefused("banned")
-        if task.state in (TaskState.DONE, TaskState.SKIPPED):
-            raise TaskRefused("already_done")
-        if task.state == TaskState.CANCELLED:
-            raise TaskRefused("task_cancelled")
-        if task.state == TaskState.EXPIRED or task.expires_at <= self.ctx.now():
-            raise TaskRefused("task_expired")
-        return task
+        return submissions.refuse_unworkable(await session.get(Task, task_id), user,
+                                             user.id if user is not None else None, self.ctx.now())
 
     async def submit_text(self, member: Member, task_id: int, text: str) -> Outcome:
         """A prompt or a reply, whichever the task asks for."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,25 +45,31 @@ class SubmissionResult:
     review_decided: bool | None = None
 
 
-async def _claim(session: AsyncSession, ctx: Context, task_id: int, user_id: int,
-                 kinds: Collection[str], state: str = TaskState.DONE) -> tuple[Task, User]:
-    now = ctx.now()
-    task = await session.get(Task, task_id)
+def refuse_unworkable(task: Task | None, user: User | None, user_id: int | None, now: datetime) -> Task:
+    """The task, if this user may still answer it; otherwise the reason as a refusal. A ban comes before
+    the task's state: banning cancels the user's tasks, and "banned" is the true reason."""
     if task is None:
         raise TaskRefused("task_not_found")
-    if task.user_id != user_id:
+    if user_id is None or task.user_id != user_id:
         raise TaskRefused("not_your_task")
-    if task.kind not in kinds:
-        raise TaskRefused("wrong_task_kind")
+    if user is None or user.banned:
+        raise TaskRefused("banned")
     if task.state in (TaskState.DONE, TaskState.SKIPPED):
         raise TaskRefused("already_done")
     if task.state == TaskState.CANCELLED:
         raise TaskRefused("task_cancelled")
     if task.state == TaskState.EXPIRED or task.expires_at <= now:
         raise TaskRefused("task_expired")
+    return task
+
+
+async def _claim(session: AsyncSession, ctx: Context, task_id: int, user_id: int,
+                 kinds: Collection[str], state: str = TaskState.DONE) -> tuple[Task, User]:
+    now = ctx.now()
     user = await session.get(User, user_id)
-    if user is None or user.banned:
-        raise TaskRefused("banned")
+    task = refuse_unworkable(await session.get(Task, task_id), user, user_id, now)
+    if task.kind not in kinds:
+        raise TaskRefused("wrong_task_kind")
     claimed = await session.execute(
         update(Task)
         .where(Task.id == task_id, Task.state == TaskState.OFFERED)

@@ -69,8 +69,10 @@ async def test_banned_user_cannot_submit(campaign):
     moderator, user = await campaign.users(2)
     offer = await _prompt_task(campaign, user)
     await campaign.service.ban_user(moderator, user, "spam")
-    # The ban cancelled the open task.
-    assert await _refused(campaign.service.submit_initial_prompt(offer.task_id, user, "Hi?")) == "task_cancelled"
+    # The ban cancelled the open task; the user is told the true reason, the ban.
+    assert await _refused(campaign.service.submit_initial_prompt(offer.task_id, user, "Hi?")) == "banned"
+    async with campaign.service.sessions() as session:
+        assert (await session.get(Task, offer.task_id)).state == TaskState.CANCELLED
 
 
 @pytest.mark.parametrize(
