@@ -20,6 +20,7 @@ from bot.labelling import leaderboard, tasks
 from bot.labelling.errors import LabellingError
 from bot.labelling.language import effective_language, normalise_language
 from bot.labelling.leaderboard import PERIODS, LeaderboardEntry, ScoreLine, UserStats
+from bot.labelling.member_tasks import Member
 from bot.labelling.points import MAX_LEVEL, level_for, points_for_level
 from bot.labelling.service import LabellingService, get_or_create_user
 from storage.enums import Role
@@ -39,15 +40,6 @@ class MemberRefused(LabellingError):
         "unknown_period": "Choose one of day, week, month or all.",
         "banned": "You are banned from the labelling campaign.",
     }
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who clicked or typed: their Discord id, current name and Discord locale."""
-
-    discord_id: int
-    display_name: str | None = None
-    locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +164,7 @@ class MemberService:
     def owner_token(self, discord_id: int) -> str:
         return owner_token(self._salt, discord_id)
 
-    async def _caller(self, session: AsyncSession, caller: Caller) -> User:
+    async def _caller(self, session: AsyncSession, caller: Member) -> User:
         user = await get_or_create_user(session, caller.discord_id, display_name=caller.display_name,
                                         locale=caller.locale)
         await session.flush()
@@ -181,7 +173,7 @@ class MemberService:
     def _line(self, entry: LeaderboardEntry) -> BoardLine:
         return BoardLine(entry, self.pseudonym(entry.discord_id))
 
-    async def leaderboard(self, caller: Caller, period: str = "week", page: int = 0) -> BoardPage:
+    async def leaderboard(self, caller: Member, period: str = "week", page: int = 0) -> BoardPage:
         if period not in PERIODS:
             raise MemberRefused("unknown_period")
         async with self.sessions.begin() as session:
@@ -196,7 +188,7 @@ class MemberService:
             return BoardPage(period, board.page, board.pages, board.ranked_users,
                              [self._line(entry) for entry in board.entries], standing)
 
-    async def profile(self, caller: Caller, target_discord_id: int | None = None) -> Profile:
+    async def profile(self, caller: Member, target_discord_id: int | None = None) -> Profile:
         """The caller's profile, or another member's; an opted-out member's only to themselves."""
         async with self.sessions.begin() as session:
             me = await self._caller(session, caller)
@@ -218,7 +210,7 @@ class MemberService:
                 level_progress(stats.points), replies[Role.ASSISTANT], replies[Role.PROMPTER], tuple(history),
             )
 
-    async def tasks_overview(self, caller: Caller, language: str | None = None) -> TasksOverview:
+    async def tasks_overview(self, caller: Member, language: str | None = None) -> TasksOverview:
         """The kinds of work the caller could take now, and the trees per state, in their language."""
         if language and normalise_language(language) is None:
             raise MemberRefused("invalid_language")
@@ -236,15 +228,15 @@ class MemberService:
             overview = await tasks.work_overview(session, self.ctx, user.id, lang)
             return TasksOverview(lang, source, overview.available, overview.trees_by_state)
 
-    def _settings(self, user: User, caller: Caller) -> MemberSettings:
+    def _settings(self, user: User, caller: Member) -> MemberSettings:
         lang = effective_language(None, user.language, caller.locale, self.ctx.settings.default_language)
         return MemberSettings(user.language, lang, user.opted_out)
 
-    async def settings(self, caller: Caller) -> MemberSettings:
+    async def settings(self, caller: Member) -> MemberSettings:
         async with self.sessions.begin() as session:
             return self._settings(await self._caller(session, caller), caller)
 
-    async def set_language(self, caller: Caller, tag: str) -> MemberSettings:
+    async def set_language(self, caller: Member, tag: str) -> MemberSettings:
         """Label in this language from now on; ``auto`` follows the Discord locale again."""
         chosen = None
         if tag.strip().lower() != AUTO:
@@ -256,7 +248,7 @@ class MemberService:
             user.language = chosen
             return self._settings(user, caller)
 
-    async def set_opted_out(self, caller: Caller, opted_out: bool) -> MemberSettings:
+    async def set_opted_out(self, caller: Member, opted_out: bool) -> MemberSettings:
         """Keep (or no longer keep) the member's contributions out of exports and off leaderboards."""
         async with self.sessions.begin() as session:
             user = await self._caller(session, caller)

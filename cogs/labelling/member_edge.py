@@ -15,7 +15,7 @@ from typing import Any
 
 import discord
 
-from bot.labelling.members import BoardLine, Caller, MemberRefused, MemberService
+from bot.labelling.members import BoardLine, Member, MemberRefused, MemberService
 from bot.labelling.pseudonyms import resolve_salt
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,8 @@ def member_service(bot: Any) -> MemberService:
     return MemberService(bot.services.labelling, salt=resolve_salt(None, bot.settings.database.url))
 
 
-def caller_of(interaction: discord.Interaction) -> Caller:
-    return Caller(interaction.user.id, interaction.user.display_name, str(interaction.locale))
+def caller_of(interaction: discord.Interaction) -> Member:
+    return Member(interaction.user.id, interaction.user.display_name, str(interaction.locale))
 
 
 async def send_refusal(interaction: discord.Interaction, refused: MemberRefused) -> None:

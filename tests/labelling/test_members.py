@@ -8,7 +8,7 @@ from sqlalchemy import select
 from bot.labelling import leaderboard, points
 from bot.labelling.members import (
     PAGE_SIZE,
-    Caller,
+    Member,
     MemberRefused,
     MemberService,
     display_pseudonym,
@@ -87,23 +87,23 @@ async def test_caller_standing_is_shown_beyond_the_first_page(campaign, members)
     for index in range(PAGE_SIZE + 2):
         await give(campaign.service, 5000 + index, 100 - index)
     await give(campaign.service, 7000, 1, name="late")
-    board = await members.leaderboard(Caller(7000, "late"), "week", 0)
+    board = await members.leaderboard(Member(7000, "late"), "week", 0)
     assert len(board.lines) == PAGE_SIZE and board.pages == 2
     assert board.standing.line is not None and board.standing.line.entry.rank == PAGE_SIZE + 3
     assert board.standing.page == 1
     assert board.lines[0].pseudonym == display_pseudonym(SALT, 5000)
 
-    newcomer = await members.leaderboard(Caller(7001, "new"), "month", 1)
+    newcomer = await members.leaderboard(Member(7001, "new"), "month", 1)
     assert newcomer.standing.line is None and newcomer.page == 1
     async with campaign.service.sessions() as session:
         assert await session.scalar(select(User.display_name).where(User.discord_id == 7001)) == "new"
 
-    await members.set_opted_out(Caller(7000), True)
-    board = await members.leaderboard(Caller(7000), "week", 1)
+    await members.set_opted_out(Member(7000), True)
+    board = await members.leaderboard(Member(7000), "week", 1)
     assert board.standing.opted_out and board.standing.line is None
     assert 7000 not in [line.entry.discord_id for line in board.lines]
     with pytest.raises(MemberRefused) as refused:
-        await members.leaderboard(Caller(7000), "year", 0)
+        await members.leaderboard(Member(7000), "year", 0)
     assert refused.value.reason == "unknown_period"
 
 
@@ -119,39 +119,39 @@ async def test_profile_counts_every_kind_of_work(make_campaign):
     offer = await campaign.service.request_task(users[8], kinds=[TaskKind.INITIAL_PROMPT])
     await campaign.service.skip_task(offer.task_id, users[8])
 
-    reviewer = await members.profile(Caller(1004))  # users[3]: reviewed the prompt and both replies
+    reviewer = await members.profile(Member(1004))  # users[3]: reviewed the prompt and both replies
     assert reviewer.own and reviewer.contributed
     assert reviewer.stats.labels == 3 and reviewer.stats.prompts == 0
-    ranker = await members.profile(Caller(1006), None)
+    ranker = await members.profile(Member(1006), None)
     assert ranker.stats.rankings == 1 and ranker.stats.mean_agreement == 1.0 and ranker.stats.good_rankings == 1
     assert [line.reason for line in ranker.history] == ["ranking_agreement", "ranking"]
-    writer = await members.profile(Caller(1001), 1002)  # users[1] seen by users[0]
+    writer = await members.profile(Member(1001), 1002)  # users[1] seen by users[0]
     assert not writer.own and writer.assistant_replies == 1 and writer.prompter_replies == 0
     assert writer.progress.points == writer.stats.points > 0
     assert writer.stats.ranks["week"][0] is not None
-    skipper = await members.profile(Caller(1009))
+    skipper = await members.profile(Member(1009))
     assert skipper.contributed and skipper.stats.skips == 1
 
-    nobody = await members.profile(Caller(1001), 424242)
+    nobody = await members.profile(Member(1001), 424242)
     assert not nobody.contributed and nobody.pseudonym == display_pseudonym(SALT, 424242)
-    newcomer = await members.profile(Caller(9999, "newcomer"))
+    newcomer = await members.profile(Member(9999, "newcomer"))
     assert newcomer.own and not newcomer.contributed
 
 
 async def test_an_opted_out_profile_shows_only_to_its_owner(campaign, members):
     await give(campaign.service, 5000, 12)
-    await members.set_opted_out(Caller(5000), True)
+    await members.set_opted_out(Member(5000), True)
     with pytest.raises(MemberRefused) as refused:
-        await members.profile(Caller(5001), 5000)
+        await members.profile(Member(5001), 5000)
     assert refused.value.reason == "profile_hidden"
-    own = await members.profile(Caller(5000))
+    own = await members.profile(Member(5000))
     assert own.opted_out and own.stats.points == 12
 
 
 async def test_language_settings_and_the_work_overview(campaign, members):
     users = await campaign.users(2)
     await campaign.prompt(users[0])  # an English prompt waiting for review
-    caller = Caller(1002, "reviewer", "de")
+    caller = Member(1002, "reviewer", "de")
 
     german = await members.tasks_overview(caller)
     assert (german.lang, german.language_source) == ("de", "locale")
@@ -173,7 +173,7 @@ async def test_language_settings_and_the_work_overview(campaign, members):
 
     back = await members.set_language(caller, "auto")
     assert (back.language, back.effective_language) == (None, "de")
-    assert (await members.settings(Caller(1002))).effective_language == "en"  # no locale: the default
+    assert (await members.settings(Member(1002))).effective_language == "en"  # no locale: the default
 
 
 async def test_a_banned_member_is_told_so_instead_of_shown_work(campaign, members):
@@ -181,7 +181,7 @@ async def test_a_banned_member_is_told_so_instead_of_shown_work(campaign, member
     await campaign.prompt(users[0])
     await campaign.service.ban_user(None, users[1], "spam")
     with pytest.raises(MemberRefused) as refused:
-        await members.tasks_overview(Caller(1002))
+        await members.tasks_overview(Member(1002))
     assert refused.value.reason == "banned"
-    board = await members.leaderboard(Caller(1002), "week")
+    board = await members.leaderboard(Member(1002), "week")
     assert board.standing.banned and board.standing.line is None
