@@ -1,0 +1,104 @@
+"""What a moderator points at: a Discord message link, the Discord id of a bot post, or our own id.
+
+A bot post may show several tree messages (a ranking post shows every reply), so a post resolves to a
+list of our message ids through ``post_message_ids``: the one lookup to change when posts get their
+own table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.labelling.errors import LabellingError
+from storage.models import Message, MessageTree
+
+LINK = re.compile(
+    r"<?https?://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(?:\d+|@me)/\d+/(?P<message>\d+)>?"
+)
+NUMBER = re.compile(r"#?(?P<number>\d{1,20})")
+
+
+class TargetError(LabellingError):
+    default_messages = {
+        "bad_target": ("Give a Discord message link (Copy Message Link), the id of a bot post, or our "
+                       "message number. Nothing was changed."),
+        "message_not_found": "No campaign message matches that. Nothing was changed.",
+        "tree_not_found": "No conversation tree matches that. Nothing was changed.",
+        "not_a_post": "That Discord message is not a campaign post of this bot.",
+    }
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    """A parsed target: a Discord message (from a link), or a bare number (a post id or our id)."""
+
+    discord_message_id: int | None = None
+    number: int | None = None
+
+
+def parse_target(text: str) -> TargetRef:
+    text = text.strip()
+    link = LINK.fullmatch(text)
+    if link:
+        return TargetRef(discord_message_id=int(link["message"]))
+    number = NUMBER.fullmatch(text)
+    if number:
+        return TargetRef(number=int(number["number"]))
+    raise TargetError("bad_target")
+
+
+async def post_message_ids(session: AsyncSession, discord_message_id: int) -> list[int]:
+    """Our messages that a bot post (by its Discord message id) shows, oldest first."""
+    return list((await session.scalars(
+        select(Message.id).where(Message.discord_message_id == discord_message_id).order_by(Message.id)
+    )).all())
+
+
+def _one(ids: list[int]) -> int:
+    if len(ids) > 1:
+        listed = ", ".join(f"#{i}" for i in ids[:20])
+        raise TargetError("several_messages",
+                          f"That post shows several messages ({listed}); give the number of the one you mean.")
+    return ids[0]
+
+
+async def resolve_message(session: AsyncSession, ref: TargetRef) -> Message:
+    """A link must be a bot post; a bare number is a bot post's id first, else our message id."""
+    if ref.discord_message_id is not None:
+        ids = await post_message_ids(session, ref.discord_message_id)
+        if not ids:
+            raise TargetError("not_a_post")
+        message_id = _one(ids)
+    else:
+        assert ref.number is not None
+        ids = await post_message_ids(session, ref.number)
+        message_id = _one(ids) if ids else ref.number
+    message = await session.get(Message, message_id)
+    if message is None:
+        raise TargetError("message_not_found")
+    return message
+
+
+async def resolve_post(session: AsyncSession, discord_message_id: int) -> Message:
+    """The message a right-clicked bot post shows."""
+    return await resolve_message(session, TargetRef(discord_message_id=discord_message_id))
+
+
+async def resolve_tree(session: AsyncSession, ref: TargetRef) -> MessageTree:
+    """A link or post id names the tree its messages belong to; a bare number that is no post is a tree id."""
+    post = ref.discord_message_id if ref.discord_message_id is not None else ref.number
+    ids = await post_message_ids(session, post) if post is not None else []
+    if ref.discord_message_id is not None and not ids:
+        raise TargetError("not_a_post")
+    if ids:
+        tree_id = await session.scalar(select(Message.tree_id).where(Message.id == ids[0]))
+    else:
+        tree_id = ref.number
+    tree = await session.get(MessageTree, tree_id) if tree_id is not None else None
+    if tree is None:
+        raise TargetError("tree_not_found")
+    return tree
