@@ -29,8 +29,14 @@ def guild_admin(bot: Any) -> GuildAdmin:
 
 
 def _command_name(interaction: discord.Interaction) -> str:
+    """The command, or for a button or form of a moderator message, its custom_id."""
+    data = interaction.data or {}
+    if interaction.type is discord.InteractionType.component:
+        return f"button {data.get('custom_id', '?')}"
+    if interaction.type is discord.InteractionType.modal_submit:
+        return f"form {data.get('custom_id', '?')}"
     command = interaction.command
-    return command.qualified_name if command is not None else str((interaction.data or {}).get("name", "?"))
+    return command.qualified_name if command is not None else str(data.get("name", "?"))
 
 
 def _options(data: Any) -> dict[str, Any]:

@@ -94,7 +94,7 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button],
                  disabled: bool = False) -> None:
         super().__init__(discord.ui.Button(label=label, style=discord.ButtonStyle.secondary, disabled=disabled,
                                            custom_id=f"adm:pg:{view}:{page}:{member}:{tag}"))
-        self.view, self.page, self.member = view, page, member
+        self.screen, self.page, self.member = view, page, member
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
@@ -104,7 +104,7 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button],
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = await _checked(interaction)
         if cog is not None:
-            await cog.on_page(interaction, self.view, self.page, self.member or None)
+            await cog.on_page(interaction, self.screen, self.page, self.member or None)
 
 
 DYNAMIC_ITEMS = (ConfirmButton, CancelButton, FlagButton, PageButton)
