@@ -57,7 +57,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -587,8 +587,10 @@ async def export(
     salt: str | None = None,
     progress: bool = False,
     batch_size: int = BATCH_TREES,
+    on_progress: Callable[[int, int, int], None] | None = None,
 ) -> int:
-    """Write the export to ``out_path`` and return the number of lines written."""
+    """Write the export to ``out_path`` and return the number of lines written. ``on_progress(trees
+    read, trees in all, lines written)`` is called after each batch (e.g. to show progress in Discord)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     state_list = _listify(states) or DEFAULT_STATES
@@ -611,7 +613,8 @@ async def export(
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
-    bar = _Progress(progress, await _count_trees(sessions, where) if progress else 0)
+    counted = progress or on_progress is not None
+    bar = _Progress(progress, await _count_trees(sessions, where) if counted else 0)
     lines = 0
     try:
         with _open(partial, compress=path.suffix == ".gz") as out:
@@ -640,6 +643,8 @@ async def export(
                     for tree in trees:
                         lines += write(to_lines(tree))
                     bar.update("trees", seen, lines)
+                    if on_progress is not None:
+                        on_progress(seen, bar.total, lines)
             bar.update("trees", bar.total, lines, force=True)
             if fmt == "preferences":
                 pairs = _chat_pairs(sessions, langs, batch_size=batch_size)
