@@ -19,6 +19,7 @@ from bot.chat.synthetic import SyntheticReplier
 from bot.config import ChatSettings, Settings
 from bot.labelling.service import LabellingService
 from model_runner import CHAT_DISABLED_MESSAGE, ChatRunner, build_runner, preset, resolve_model_path
+from model_runner.reloadable import ReloadableRunner
 from storage import db
 
 log = logging.getLogger(__name__)
@@ -70,17 +71,20 @@ async def start_chat(
     if not settings.enabled:
         return None, None, "Chat is switched off on this bot ([chat] enabled = false in its settings)."
 
-    runner = build_runner(
-        model_path=settings.model_path,
-        openai_base_url=settings.openai_base_url if settings.backend == "openai" else None,
-        openai_model=settings.openai_model,
-        openai_api_key=settings.openai_api_key,
-        n_ctx=settings.context_size,
-        n_threads=settings.threads,
-        n_parallel=settings.parallel,
-        state_cache_bytes=settings.state_cache_mb << 20,
-    )
-    if runner is None:
+    def build() -> ChatRunner | None:
+        return build_runner(
+            model_path=settings.model_path,
+            openai_base_url=settings.openai_base_url if settings.backend == "openai" else None,
+            openai_model=settings.openai_model,
+            openai_api_key=settings.openai_api_key,
+            n_ctx=settings.context_size,
+            n_threads=settings.threads,
+            n_parallel=settings.parallel,
+            state_cache_bytes=settings.state_cache_mb << 20,
+        )
+
+    built = build()
+    if built is None:
         log.warning(CHAT_DISABLED_MESSAGE)
         return None, None, CHAT_DISABLED_MESSAGE
     if settings.backend == "llama_cpp" and settings.model_path is None and "preset" not in settings.model_fields_set:
@@ -88,8 +92,10 @@ async def start_chat(
         # right (3 questions x 8 seeds), at k50's 0.75 only 15. An operator's preset still wins.
         settings = settings.model_copy(update={"preset": "k50-precise"})
         log.info("using the bundled SmolLM2 model with the k50-precise preset")
+    # Counts what the model serves and lets moderators load a replaced model file (/admin model reload).
+    runner = ReloadableRunner(built, build)
     await runner.start()
-    log.info("chat model %s ready (%s)", runner.model_name, type(runner).__name__)
+    log.info("chat model %s ready (%s)", runner.model_name, type(built).__name__)
     service = ChatService(sessions, settings, runner.count_tokens, runner.model_name)
     return service, runner, None
 

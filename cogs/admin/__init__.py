@@ -19,6 +19,7 @@ from cogs.admin.checks import answer_refusal, require_moderator
 from cogs.admin.components import DYNAMIC_ITEMS
 from cogs.admin.context_menus import ContextMenus
 from cogs.admin.exports import ExportCommands
+from cogs.admin.model import ModelCommands
 from cogs.admin.queues import QueueCommands
 from cogs.admin.roles import ModeratorRoleCommands
 from cogs.admin.stats import StatsCommands
@@ -35,7 +36,7 @@ def _modal_text(data: dict[str, Any], custom_id: str) -> str | None:
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class AdminCog(ModeratorRoleCommands, ModerationCommands, QueueCommands, StatsCommands, ExportCommands,
-               ContextMenus, commands.GroupCog,
+               ModelCommands, ContextMenus, commands.GroupCog,
                group_name="admin", group_description="Moderator commands: channels, moderation, stats, exports"):
     def __init__(self, bot: Any) -> None:
         self.bot = bot

@@ -36,6 +36,10 @@ def slash_attempts(w) -> list[tuple[str, dict]]:
         ("admin trollboard", {}),
         ("admin audit", {}),
         ("admin audit", {"member": w.mod}),
+        ("admin stats", {}),
+        *[("admin export", {"format": f, "language": lang}) for f, lang in (("oasst-trees", None), ("sft", "en"))],
+        ("admin model show", {}),
+        ("admin model reload", {}),
     ]
 
 
@@ -58,7 +62,7 @@ async def test_non_moderators_change_nothing_and_every_attempt_is_audited(emulat
         callers = itertools.cycle([w.members[n] for n in ("alice", "bob", "troll")])
         attempts = slash_attempts(w)
         rounds = list(itertools.islice(itertools.cycle(attempts), 50))
-        assert len({name for name, _ in rounds}) == len({name for name, _ in attempts}) == 11
+        assert len({name for name, _ in rounds}) == len({name for name, _ in attempts}) == 15
         for name, options in rounds:
             answer = await (await next(callers).slash(name, options, channel=w.general)).wait_message()
             assert answer.ephemeral and REFUSED in answer.content, (name, options, answer.content)
@@ -91,6 +95,7 @@ async def test_non_moderators_change_nothing_and_every_attempt_is_audited(emulat
 
         assert await database_dump(sessions) == before
         assert len(emu.channel_messages(w.mod_log)) == logged  # nothing to log: nothing happened
+        assert not (tmp_path / "exports").exists()  # no export was written
         async with sessions() as s:
             refused = (await s.scalars(select(AuditLog).where(AuditLog.action == "refused_not_moderator")
                                        .order_by(AuditLog.id))).all()
