@@ -203,6 +203,10 @@ class ReloadableRunner:
             task.add_done_callback(self._retiring.discard)
             return self.runner_stats()
 
+    async def wait_retired(self) -> None:
+        """Until every replaced backend has finished its requests and is closed."""
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+
     async def _retire(self, old: ChatRunner) -> None:
         """Let the old backend finish what it started, then free it."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S

@@ -89,10 +89,7 @@ async def test_reload_swaps_between_requests_and_retires_the_old_model(reloadabl
     assert first_chunk + rest and running.result.finish_reason in ("length", "stop")
     # New requests go to the new model (different weights, different reply); the old one is closed.
     assert await reply(runner) != before
-    await asyncio.wait_for(_until(lambda: not built[0].running), timeout=10)
+    await asyncio.wait_for(runner.wait_retired(), timeout=10)
+    assert not built[0].running
     assert runner.runner_stats().requests_served == 3  # counted across reloads
 
-
-async def _until(condition) -> None:
-    while not condition():
-        await asyncio.sleep(0.05)
