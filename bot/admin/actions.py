@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.admin.targets import parse_target, resolve_message, resolve_post, resolve_tree
+from bot.admin.targets import parse_target, posts_of, resolve_message, resolve_post, resolve_tree
 from bot.labelling import moderation
 from bot.labelling.errors import LabellingError
 from bot.labelling.moderation_core import subtree_ids
@@ -79,6 +79,7 @@ class DeleteDone:
     message_id: int
     tree_id: int
     removed: list[int]
+    posts: list[tuple[int, int]]  # (channel id, Discord message id) of bot posts showing removed messages
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ class ModeratorActions:
         async with self._acting(moderator) as (session, mod_id):
             removed = await moderation.delete_message(session, self.ctx, mod_id, message_id, reason)
             tree_id = await session.scalar(select(Message.tree_id).where(Message.id == message_id))
-            return DeleteDone(message_id, tree_id or 0, removed)
+            return DeleteDone(message_id, tree_id or 0, removed, await posts_of(session, removed))
 
     async def message(self, target: str) -> MessageLine:
         """The message a moderator named, with its full current text (for the edit modal)."""

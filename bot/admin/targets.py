@@ -1,8 +1,8 @@
 """What a moderator points at: a Discord message link, the Discord id of a bot post, or our own id.
 
 A bot post may show several tree messages (a ranking post shows every reply), so a post resolves to a
-list of our message ids through ``post_message_ids``: the one lookup to change when posts get their
-own table.
+list of our message ids through ``post_message_ids`` (and back through ``posts_of``): the lookups to
+change when posts get their own table.
 """
 
 from __future__ import annotations
@@ -56,6 +56,17 @@ async def post_message_ids(session: AsyncSession, discord_message_id: int) -> li
     return list((await session.scalars(
         select(Message.id).where(Message.discord_message_id == discord_message_id).order_by(Message.id)
     )).all())
+
+
+async def posts_of(session: AsyncSession, message_ids: list[int]) -> list[tuple[int, int]]:
+    """(channel id, Discord message id) of the bot posts that show these messages: the reverse lookup."""
+    if not message_ids:
+        return []
+    rows = await session.execute(
+        select(Message.discord_channel_id, Message.discord_message_id)
+        .where(Message.id.in_(message_ids), Message.discord_message_id.is_not(None)).order_by(Message.id)
+    )
+    return [(int(channel), int(post)) for channel, post in rows.all() if channel is not None]
 
 
 def _one(ids: list[int]) -> int:

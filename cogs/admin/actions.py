@@ -5,6 +5,7 @@ Every action leaves audit rows (written by the engine) and one line in the guild
 from __future__ import annotations
 
 import io
+import logging
 import re
 
 import discord
@@ -16,6 +17,7 @@ from cogs.admin.checks import NotModerator, answer_refusal, guild_admin, require
 from cogs.admin.components import REASON_CHARS, confirm_view
 from cogs.admin.render import QUIET, done, moderator_of, person, preview_embed, refuse, say, short
 
+log = logging.getLogger(__name__)
 EDIT_MODAL = re.compile(r"adm:edit:(?P<message>\d+)")
 EDIT_INPUT = "adm:text"
 MODAL_TEXT_LIMIT = 4000
@@ -89,7 +91,8 @@ class ModerationCommands:
             await say(interaction, f"Message #{line.id} is longer than a Discord form can hold; it cannot be "
                                    "edited here.")
             return
-        modal = discord.ui.Modal(title=f"Edit message #{line.id}", custom_id=f"adm:edit:{line.id}", timeout=None)
+        # The cog's listener takes the submission (also after a restart); the timeout only frees this object.
+        modal = discord.ui.Modal(title=f"Edit message #{line.id}", custom_id=f"adm:edit:{line.id}", timeout=900)
         modal.add_item(discord.ui.TextInput(
             label="Text", custom_id=EDIT_INPUT, style=discord.TextStyle.paragraph, default=line.text,
             max_length=MODAL_TEXT_LIMIT,
@@ -166,7 +169,11 @@ class ModerationCommands:
             elif action == "banauthor":
                 answer, log_line = _ban_lines(await service.ban_author(moderator, target), actor)
             elif action == "del":
-                answer, log_line = _delete_lines(await service.delete(moderator, target), actor)
+                deleted = await service.delete(moderator, target)
+                answer, log_line = _delete_lines(deleted, actor)
+                gone = await _take_down_posts(interaction, deleted.posts)
+                if gone:
+                    answer += f" {gone} post(s) removed from the channels."
             else:
                 result = await service.halt(moderator, target)
                 answer = f"Tree #{result.tree_id} halted."
@@ -176,6 +183,21 @@ class ModerationCommands:
                                                     allowed_mentions=QUIET)
             return
         await done(interaction, answer, log_line, update=True)
+
+
+async def _take_down_posts(interaction: discord.Interaction, posts: list[tuple[int, int]]) -> int:
+    """Remove the bot's posts of the hidden messages, so spam leaves the channel too; best effort."""
+    removed = 0
+    for channel_id, message_id in posts:
+        try:
+            await interaction.client.http.delete_message(channel_id, message_id, reason="removed by a moderator")
+        except discord.NotFound:
+            continue
+        except discord.HTTPException as exc:
+            log.warning("could not remove post %s in channel %s: %s", message_id, channel_id, exc)
+            continue
+        removed += 1
+    return removed
 
 
 async def _member_name(interaction: discord.Interaction, discord_id: int) -> str | None:

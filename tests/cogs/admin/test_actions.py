@@ -61,6 +61,8 @@ async def test_actions_confirm_then_act_and_log(emulator, start_bot, world_of, t
         click = await mod.click(preview, confirm_id(preview, "adm:ok:del:"))
         done = await click.wait_message(lambda m: "Deleted" in m.content)
         assert not done.custom_ids  # the confirmation is used up
+        assert "2 post(s) removed" in done.content
+        assert w.posts["A2"].deleted and w.posts["P2"].deleted and not w.posts["A1"].deleted
         line = await log_line(after=first)
         assert f"deleted message #{w.ids['A2']}" in line.content and "1 below it" in line.content
         async with sessions() as s:
