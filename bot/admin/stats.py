@@ -58,9 +58,12 @@ async def campaign_stats(sessions: async_sessionmaker[AsyncSession], *, today: d
             select(Task.kind, func.count()).where(Task.state == TaskState.DONE).group_by(Task.kind))).all())
         # A contribution is a finished task (a prompt, reply, review or ranking), on the day it was done.
         per_day = Counter()
+        # UTC days: SQLite stores UTC text; PostgreSQL would use its session time zone without timezone().
+        done_at = Task.done_at if session.bind.dialect.name == "sqlite" else func.timezone("UTC", Task.done_at)
+        day_of = func.date(done_at)
         for day, count in (await session.execute(
-            select(func.date(Task.done_at), func.count())
-            .where(Task.state == TaskState.DONE, Task.done_at >= since).group_by(func.date(Task.done_at))
+            select(day_of, func.count())
+            .where(Task.state == TaskState.DONE, Task.done_at >= since).group_by(day_of)
         )).all():
             per_day[_day(day)] += count
         histogram = [0] * AGREEMENT_BINS
