@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.admin.targets import parse_target, posts_of, resolve_message, resolve_post, resolve_tree
 from bot.labelling import moderation
+from bot.labelling.context import Context
 from bot.labelling.errors import LabellingError
 from bot.labelling.moderation_core import subtree_ids
 from bot.labelling.service import LabellingService, get_or_create_user
@@ -107,7 +108,7 @@ class ModeratorActions:
         self.labelling = labelling
 
     @property
-    def ctx(self):  # noqa: ANN201 (the engine's Context)
+    def ctx(self) -> Context:
         return self.labelling.ctx
 
     @contextlib.asynccontextmanager
