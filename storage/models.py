@@ -145,9 +145,6 @@ class Message(Base):
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
     model_name: Mapped[str | None] = mapped_column(String(200))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Where the bot posted this message in Discord, if it did.
-    discord_channel_id: Mapped[int | None] = mapped_column(BigInteger)
-    discord_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     edited_at: Mapped[datetime | None]
 
@@ -233,6 +230,97 @@ class Reaction(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     emoji: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TaskChannel(Base):
+    """A channel where the bot posts tasks on a schedule (/admin channel set)."""
+
+    __tablename__ = "task_channels"
+
+    channel_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    interval_minutes: Mapped[int] = mapped_column(Integer)
+    # Post kinds: "prompt", "reply", "review", "rank".
+    kinds: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(16))
+    last_posted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class BotPost(Base):
+    """A task the bot posted in a channel; reactions and buttons on it are found by its Discord id."""
+
+    __tablename__ = "bot_posts"
+    __table_args__ = (
+        # The open posts of a channel (refresh, and targets not to post twice).
+        Index("ix_bot_posts_channel_closed", "channel_id", "closed_at"),
+        Index("ix_bot_posts_tree", "tree_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    discord_message_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    channel_id: Mapped[int] = mapped_column(BigInteger)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    target_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    tree_id: Mapped[int | None] = mapped_column(ForeignKey("message_trees.id", ondelete="SET NULL"))
+    lang: Mapped[str] = mapped_column(String(16))
+    # What the post shows as its result: e.g. accepted, rejected, full, ranked, consensus, removed.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    closed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PostMessage(Base):
+    """Which tree messages a post shows (many-to-many: a text can be shown in several posts)."""
+
+    __tablename__ = "post_messages"
+    __table_args__ = (Index("ix_post_messages_message", "message_id"),)
+
+    post_id: Mapped[int] = mapped_column(ForeignKey("bot_posts.id", ondelete="CASCADE"), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    # "subject" (what votes on the post are about), "candidate" (a reply to rank) or "context".
+    role: Mapped[str] = mapped_column(String(12))
+    # A candidate's number on the post, from 0.
+    position: Mapped[int | None]
+
+
+class PostReaction(Base):
+    """A member's reaction on a post, as Discord holds it: one row per (post, member, emoji)."""
+
+    __tablename__ = "post_reactions"
+    __table_args__ = (Index("ix_post_reactions_user", "user_id"),)
+
+    post_id: Mapped[int] = mapped_column(ForeignKey("bot_posts.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    emoji: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PostRankOrder(Base):
+    """A member's number reactions on a ranking post so far, best first, until the ranking is complete."""
+
+    __tablename__ = "post_rank_orders"
+
+    post_id: Mapped[int] = mapped_column(ForeignKey("bot_posts.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    positions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MemberNotice(Base):
+    """Something the bot must tell a member (e.g. why their reaction was removed) when it can: by DM
+    at once if they allow it, else at their next interaction with a post."""
+
+    __tablename__ = "member_notices"
+    __table_args__ = (Index("ix_member_notices_pending", "discord_user_id", "delivered_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    discord_user_id: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
 
 
 class ScoreEvent(Base):

@@ -20,7 +20,7 @@ from bot.labelling import jobs, leaderboard, moderation, submissions, tasks, vot
 from bot.labelling.context import Context, _utcnow
 from bot.labelling.errors import TaskRefused, UnknownUser, VoteRefused
 from storage.enums import TaskKind, TaskState
-from storage.models import Message, Task, User
+from storage.models import BotPost, Message, PostMessage, Task, User
 from storage.users import get_or_create_user as _get_or_create_user
 
 
@@ -137,12 +137,18 @@ class LabellingService:
             return await votes.vote(session, self.ctx, user_id, message_id, emoji, added=added)
 
     async def record_discord_location(self, message_id: int, channel_id: int, discord_message_id: int) -> None:
-        """Remember where the bot posted a campaign message, so reactions on it become votes."""
+        """Remember a Discord message of the bot that shows one campaign message, so reactions on it
+        become votes on that message (channel posts record richer posts, see bot/labelling/posts.py)."""
         async with self.sessions.begin() as session:
             message = await session.get(Message, message_id)
             if message is None:
                 raise VoteRefused("message_not_found")
-            message.discord_channel_id, message.discord_message_id = channel_id, discord_message_id
+            post = BotPost(discord_message_id=discord_message_id, channel_id=channel_id, kind="message",
+                           target_message_id=message.id, tree_id=message.tree_id, lang=message.lang,
+                           created_at=self.ctx.now())
+            session.add(post)
+            await session.flush()
+            session.add(PostMessage(post_id=post.id, message_id=message.id, role="subject"))
 
     async def set_opted_out(self, user_id: int, opted_out: bool) -> None:
         """Hide (or show again) the user on leaderboards and in public exports."""
@@ -153,10 +159,11 @@ class LabellingService:
             user.opted_out = opted_out
 
     async def message_id_for_discord(self, discord_message_id: int) -> int | None:
-        """Our message id for a Discord message the bot posted (for reaction events)."""
+        """The campaign message a Discord message of the bot is about (the subject its votes count for)."""
         async with self.sessions() as session:
             return await session.scalar(
-                select(Message.id).where(Message.discord_message_id == discord_message_id).limit(1)
+                select(PostMessage.message_id).join(BotPost, BotPost.id == PostMessage.post_id)
+                .where(BotPost.discord_message_id == discord_message_id, PostMessage.role == "subject")
             )
 
     # Points

@@ -8,7 +8,7 @@ language (the (state, lang) index), never by loading whole trees.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +49,9 @@ CANDIDATE_LIMIT = 200
 # Ranking: the oldest parents still needing rankings, found a page of trees at a time.
 RANK_CANDIDATES = 20
 RANK_TREE_PAGE = 64
+# An extra condition on the target message's id column, for work tied to one place: a channel post's
+# target (only it), or the targets a channel already shows (all but those).
+Scope = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ async def _find_initial_prompt(session: AsyncSession, ctx: Context, user_id: int
 
 
 async def _find_label(session: AsyncSession, ctx: Context, user_id: int, lang: str, kinds: set[TaskKind],
-                      *, prompts: bool) -> _Candidate | None:
+                      *, prompts: bool, scope: Scope | None = None) -> _Candidate | None:
     now = ctx.now()
     # Start from the trees in review or growing: few by construction (the review queue and the growing
     # slots are capped), so this never scans the message table.
@@ -185,6 +188,8 @@ async def _find_label(session: AsyncSession, ctx: Context, user_id: int, lang: s
         ~exists().where(Label.message_id == Message.id, Label.user_id == user_id),
         ~_own_task_blocks(Message.id, user_id, LABEL_KINDS, now),
     ]
+    if scope is not None:
+        conditions.append(scope(Message.id))
     # Depth rather than parent_id: a parent_id condition tempts SQLite into scanning the parent index.
     if prompts:
         conditions.append(Message.depth == 0)
@@ -230,7 +235,7 @@ async def _growing_trees_by_room(session: AsyncSession, ctx: Context, lang: str)
 
 
 async def _find_reply(session: AsyncSession, ctx: Context, user_id: int, lang: str,
-                      kinds: set[TaskKind]) -> _Candidate | None:
+                      kinds: set[TaskKind], scope: Scope | None = None) -> _Candidate | None:
     with_room, full = await _growing_trees_by_room(session, ctx, lang)
     if not ctx.settings.answer_prompter_turns:
         full = []
@@ -263,6 +268,7 @@ async def _find_reply(session: AsyncSession, ctx: Context, user_id: int, lang: s
                 ~exists().where(child.c.parent_id == Message.id, child.c.author_id == user_id),
                 ~_own_task_blocks(Message.id, user_id, REPLY_KINDS, now),
                 ~reserved_by_other,
+                *([scope(Message.id)] if scope is not None else []),
             )
             .order_by(Message.tree_id, Message.id)
             .limit(CANDIDATE_LIMIT)
@@ -288,7 +294,7 @@ async def _find_reply(session: AsyncSession, ctx: Context, user_id: int, lang: s
 
 
 async def _find_rank(session: AsyncSession, ctx: Context, user_id: int, lang: str,
-                     kinds: set[TaskKind]) -> _Candidate | None:
+                     kinds: set[TaskKind], scope: Scope | None = None) -> _Candidate | None:
     now = ctx.now()
     settings = ctx.settings
     child = Message.__table__.alias("child")
@@ -319,6 +325,8 @@ async def _find_rank(session: AsyncSession, ctx: Context, user_id: int, lang: st
                         child.c.deleted.is_(False)),
         ~_own_task_blocks(Message.id, user_id, RANK_KINDS, now),
     ]
+    if scope is not None:
+        conditions.append(scope(Message.id))
     # A big campaign has thousands of trees in ranking per language. Checking every parent of all of
     # them and sorting the lot to keep the first RANK_CANDIDATES costs tens of milliseconds, so walk
     # the trees oldest first in pages (keyset on the tree id, pages growing so that a user with no
@@ -364,20 +372,22 @@ async def _find_rank(session: AsyncSession, ctx: Context, user_id: int, lang: st
     return _Candidate(RANK_KIND_FOR_PARENT[Role(row.role)], row.id, row.tree_id, {"reply_ids": reply_ids})
 
 
-async def _find(session: AsyncSession, ctx: Context, group: str, user_id: int, lang: str,
-                kinds: set[TaskKind]) -> _Candidate | None:
+async def find_candidate(session: AsyncSession, ctx: Context, group: str, user_id: int, lang: str,
+                         kinds: set[TaskKind], scope: Scope | None = None) -> _Candidate | None:
+    """Work of one weight group for this user, or None; ``scope`` narrows the target messages (a new
+    prompt has no target, so it ignores the scope)."""
     if group == "initial_prompt":
         return await _find_initial_prompt(session, ctx, user_id, lang, kinds)
     if group == "label_prompt":
-        return await _find_label(session, ctx, user_id, lang, kinds, prompts=True)
+        return await _find_label(session, ctx, user_id, lang, kinds, prompts=True, scope=scope)
     if group == "label_reply":
-        return await _find_label(session, ctx, user_id, lang, kinds, prompts=False)
+        return await _find_label(session, ctx, user_id, lang, kinds, prompts=False, scope=scope)
     if group == "reply":
-        return await _find_reply(session, ctx, user_id, lang, kinds)
-    return await _find_rank(session, ctx, user_id, lang, kinds)
+        return await _find_reply(session, ctx, user_id, lang, kinds, scope)
+    return await _find_rank(session, ctx, user_id, lang, kinds, scope)
 
 
-async def _conversation(session: AsyncSession, message_id: int | None) -> tuple[MessageView, ...]:
+async def conversation(session: AsyncSession, message_id: int | None) -> tuple[MessageView, ...]:
     """The chain from the prompt down to ``message_id``, in one recursive query."""
     if message_id is None:
         return ()
@@ -403,7 +413,7 @@ async def describe_task(session: AsyncSession, task: Task) -> TaskOffer:
     return TaskOffer(
         task_id=task.id, kind=TaskKind(task.kind), lang=task.lang, expires_at=task.expires_at,
         target_message_id=task.target_message_id, tree_id=task.tree_id,
-        conversation=await _conversation(session, task.target_message_id), replies=replies,
+        conversation=await conversation(session, task.target_message_id), replies=replies,
         label_names=tuple(task.payload.get("labels", ())), review_mode=task.payload.get("mode"),
         labels=label_specs(task.payload.get("labels", ())),
         reply_role=task.payload.get("role"),
@@ -411,8 +421,9 @@ async def describe_task(session: AsyncSession, task: Task) -> TaskOffer:
 
 
 async def request_task(session: AsyncSession, ctx: Context, user_id: int, lang: str,
-                       kinds: Collection[TaskKind] | None = None) -> TaskOffer:
-    """The best task for this user now, among ``kinds`` (default: every kind), in ``lang``.
+                       kinds: Collection[TaskKind] | None = None, scope: Scope | None = None) -> TaskOffer:
+    """The best task for this user now, among ``kinds`` (default: every kind), in ``lang``; with
+    ``scope``, only on the target messages it allows (e.g. the one a channel post shows).
 
     Raises NoTaskAvailable with reason banned, rate_limited (with retry_at), too_many_pending or no_work.
     """
@@ -445,7 +456,7 @@ async def request_task(session: AsyncSession, ctx: Context, user_id: int, lang: 
     while groups:
         names = sorted(groups)
         group = ctx.rng.choices(names, weights=[groups[n] for n in names])[0]
-        candidate = await _find(session, ctx, group, user_id, lang, wanted)
+        candidate = await find_candidate(session, ctx, group, user_id, lang, wanted, scope)
         if candidate is None:
             del groups[group]
             continue
@@ -478,7 +489,7 @@ async def work_overview(session: AsyncSession, ctx: Context, user_id: int, lang:
     available = {}
     kinds = set(TaskKind)
     for group in GROUPS:
-        available[group] = await _find(session, ctx, group, user_id, lang, kinds) is not None
+        available[group] = await find_candidate(session, ctx, group, user_id, lang, kinds) is not None
     rows = (await session.execute(
         select(MessageTree.state, func.count()).where(MessageTree.lang == lang).group_by(MessageTree.state)
     )).all()
