@@ -133,10 +133,11 @@ class OABot(commands.Bot):
         self.services = Services(
             settings, engine, sessions, labelling, chat, runner, unavailable, synthetic
         )
+        # Before the cogs, so a cog can schedule its own jobs (e.g. one per task channel) when it loads.
+        self.jobs = jobs.Jobs(self.services)
         for extension in settings.discord.cogs:
             await self.load_extension(extension)
             log.info("loaded %s", extension)
-        self.jobs = jobs.Jobs(self.services)
         self.jobs.start()
         if settings.discord.sync_commands:
             await self._sync_commands()

@@ -39,7 +39,8 @@ class DiscordSettings(Section):
     owner_ids: list[int] = []
     cogs: list[str] = [
         "cogs.chat", "cogs.labelling.task_cog", "cogs.labelling.tutorial_cog", "cogs.labelling.board",
-        "cogs.labelling.member_settings", "cogs.labelling.help", "cogs.admin",
+        "cogs.labelling.member_settings", "cogs.labelling.help", "cogs.labelling.posts_cog",
+        "cogs.labelling.post_reactions", "cogs.admin",
     ]
     sync_commands: bool = True
 
@@ -155,6 +156,22 @@ class SchedulerSettings(Section):
     synthetic_reply_minutes: PosInt = 10
 
 
+class PostSettings(Section):
+    """Task posts in channels (/admin channel set)."""
+
+    default_interval_minutes: PosInt = 60
+    # The first post of a newly set channel waits this long (a restart waits for the channel's interval).
+    first_post_delay_seconds: NonNegFloat = 60
+    # Our extension: 👍 / 👎 on a review post is also a quick review (not spam, right language / spam),
+    # besides the vote. Off: they are votes only, as in Open-Assistant, and reviews come through the
+    # post's Full review button.
+    reaction_reviews: bool = True
+    # An open post older than this is closed as expired; its work is offered again elsewhere.
+    expiry_hours: PosInt = 48
+    # Open posts of a channel checked (and edited when their work is done) at each posting time.
+    refresh_per_tick: PosInt = 25
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -175,6 +192,7 @@ class Settings(BaseSettings):
     labelling: LabellingSettings = LabellingSettings()
     chat: ChatSettings = ChatSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    posts: PostSettings = PostSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -54,21 +54,33 @@ class Jobs:
             self._add(write_synthetic_reply, intervals.synthetic_reply_minutes)
 
     def _add(self, job: Callable[[Services], Awaitable[Any]], minutes: int) -> None:
+        # The first run happens at start-up, so work left by downtime (expired tasks, finished trees)
+        # moves on at once.
+        self.add_interval(job.__name__, lambda: job(self.services), minutes, first_run=datetime.now(UTC))
+
+    def add_interval(self, job_id: str, job: Callable[[], Awaitable[Any]], minutes: float, *,
+                     first_run: datetime) -> None:
+        """Run ``job`` every ``minutes`` from ``first_run``; a job with the same id is replaced."""
+
         async def run() -> None:
             task = asyncio.current_task()
             assert task is not None
             self._running.add(task)
             try:
-                await job(self.services)
+                await job()
+            except Exception:
+                log.exception("job %s failed; it runs again at its next time", job_id)
             finally:
                 self._running.discard(task)
 
-        # The first run happens at start-up, so work left by downtime (expired tasks, finished trees)
-        # moves on at once.
         self.scheduler.add_job(
-            run, "interval", minutes=minutes, id=job.__name__, name=job.__name__, max_instances=1, coalesce=True,
-            next_run_time=datetime.now(UTC),
+            run, "interval", minutes=minutes, id=job_id, name=job_id, max_instances=1, coalesce=True,
+            next_run_time=first_run, replace_existing=True,
         )
+
+    def remove(self, job_id: str) -> None:
+        if self.scheduler.get_job(job_id) is not None:
+            self.scheduler.remove_job(job_id)
 
     def start(self) -> None:
         self.scheduler.start()

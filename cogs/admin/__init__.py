@@ -15,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.admin.actions import EDIT_INPUT, EDIT_MODAL, ModerationCommands
+from cogs.admin.channels import ChannelCommands
 from cogs.admin.checks import answer_refusal, require_moderator
 from cogs.admin.components import DYNAMIC_ITEMS
 from cogs.admin.context_menus import ContextMenus
@@ -35,7 +36,7 @@ def _modal_text(data: dict[str, Any], custom_id: str) -> str | None:
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class AdminCog(ModeratorRoleCommands, ModerationCommands, QueueCommands, StatsCommands, ExportCommands,
+class AdminCog(ModeratorRoleCommands, ChannelCommands, ModerationCommands, QueueCommands, StatsCommands, ExportCommands,
                ModelCommands, ContextMenus, commands.GroupCog,
                group_name="admin", group_description="Moderator commands: channels, moderation, stats, exports"):
     def __init__(self, bot: Any) -> None:

@@ -64,6 +64,9 @@ def refusal_text(error: LabellingError) -> str:
 
 
 class TaskCog(commands.Cog, name="Tasks"):
+    """After each recorded submission it dispatches ``task_outcome`` (an Outcome), so task posts showing
+    the same work can be brought up to date."""
+
     def __init__(self, bot: Any, members: MemberTasks) -> None:
         self.bot = bot
         self.members = members
@@ -152,6 +155,7 @@ class TaskCog(commands.Cog, name="Tasks"):
             await answering.note(interaction, refusal_text(refused))
         else:
             await answering.update(interaction, **outcome_message(outcome))
+            self.bot.dispatch("task_outcome", outcome)
 
     async def on_select(self, interaction: discord.Interaction, action: str, task_id: int, state: str, arg: str,
                         values: list[str]) -> None:
@@ -224,6 +228,7 @@ class TaskCog(commands.Cog, name="Tasks"):
             await answering.note(interaction, embed=embed, **extra)
             return
         await answering.update(interaction, **outcome_message(outcome))
+        self.bot.dispatch("task_outcome", outcome)
 
 
 def task_message(offer: TaskOffer) -> dict[str, Any]:
