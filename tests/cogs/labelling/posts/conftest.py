@@ -18,17 +18,21 @@ FLOW = dict(
 COGS = [cog for cog in DiscordSettings().cogs if cog != "cogs.chat"]
 
 
+def posts_settings(tmp_path, posts: dict[str, Any] | None = None, **labelling: Any) -> Settings:
+    return Settings(
+        database={"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
+        discord={"cogs": COGS},
+        chat={"enabled": False},
+        labelling={**FLOW, **labelling},
+        # Tests post through the entry point; the scheduler's own first post would race with them.
+        posts={"first_post_delay_seconds": 3600, **(posts or {})},
+    )
+
+
 @pytest.fixture
 def make_settings(tmp_path):
     def make(posts: dict[str, Any] | None = None, **labelling: Any) -> Settings:
-        return Settings(
-            database={"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
-            discord={"cogs": COGS},
-            chat={"enabled": False},
-            labelling={**FLOW, **labelling},
-            # Tests post through the entry point; the scheduler's own first post would race with them.
-            posts={"first_post_delay_seconds": 3600, **(posts or {})},
-        )
+        return posts_settings(tmp_path, posts, **labelling)
 
     return make
 
