@@ -33,12 +33,21 @@ class PostReactionsCog(commands.Cog, name="PostReactions"):
             return None
         return emoji
 
+    async def _post_recorded(self, channel_id: int) -> None:
+        """A reaction on a post the bot is still recording waits for it; events that waited resume in
+        their order. Otherwise nothing is awaited, so a member's events reach their lock in order."""
+        posts_cog = self.bot.get_cog("Posts")
+        recorded = posts_cog.posting(channel_id) if posts_cog is not None else None
+        if recorded is not None:
+            await recorded.wait()
+
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         emoji = self._ours(payload)
         if emoji is not None:
+            await self._post_recorded(payload.channel_id)
             name = payload.member.display_name if payload.member else None
-            # No wait before the service: it takes the member's lock first, keeping their events in order.
+            # No other wait before the service: it takes the member's lock first, keeping their events in order.
             outcome = await self.reactions.react(payload.user_id, payload.message_id, emoji, added=True,
                                                  display_name=name)
             await self._after(payload, outcome)
@@ -47,6 +56,7 @@ class PostReactionsCog(commands.Cog, name="PostReactions"):
     async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
         emoji = self._ours(payload)
         if emoji is not None:
+            await self._post_recorded(payload.channel_id)
             await self._after(payload, await self.reactions.react(payload.user_id, payload.message_id, emoji,
                                                                   added=False))
 

@@ -82,6 +82,8 @@ class PostsCog(commands.Cog, name=COG):
         self._pending: dict[int, dict[int, PostRef]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._lookups: set[asyncio.Task[None]] = set()
+        # Channels where a post is being sent and recorded right now.
+        self._posting: dict[int, asyncio.Event] = {}
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(PostButton)
@@ -103,11 +105,10 @@ class PostsCog(commands.Cog, name=COG):
         """(Re)start the channel's job; returns when it first posts. A restart keeps the rhythm: the next
         post comes one interval after the last one."""
         now = datetime.now(UTC)
-        if new:
+        if new or config.last_posted_at is None:
             first = now + timedelta(seconds=self.posts.settings.first_post_delay_seconds)
         else:
-            last = config.last_posted_at or now
-            first = max(last + timedelta(minutes=config.interval_minutes), now + timedelta(seconds=5))
+            first = max(config.last_posted_at + timedelta(minutes=config.interval_minutes), now + timedelta(seconds=5))
         self.bot.jobs.add_interval(job_id(config.channel_id), lambda: self.post_next(config.channel_id),
                                    config.interval_minutes, first_run=first)
         return first
@@ -138,13 +139,19 @@ class PostsCog(commands.Cog, name=COG):
         view = post_view(content)
         if view is not None:
             extra["view"] = view
+        # Members may react before the post is recorded: their events wait for it (see posted()).
+        recorded = self._posting[channel_id] = asyncio.Event()
         try:
-            message = await channel.send(embeds=embeds, **extra)
-        except discord.HTTPException as exc:
-            log.warning("could not post in channel %s: %s", channel_id, exc)
-            return None
-        guild = getattr(channel, "guild", None)
-        ref = await self.posts.record_post(channel_id, guild.id if guild else None, message.id, content)
+            try:
+                message = await channel.send(embeds=embeds, **extra)
+            except discord.HTTPException as exc:
+                log.warning("could not post in channel %s: %s", channel_id, exc)
+                return None
+            guild = getattr(channel, "guild", None)
+            ref = await self.posts.record_post(channel_id, guild.id if guild else None, message.id, content)
+        finally:
+            recorded.set()
+            del self._posting[channel_id]
         for emoji in render_posts.seeds(content):
             try:
                 await message.add_reaction(emoji)
@@ -153,6 +160,10 @@ class PostsCog(commands.Cog, name=COG):
         if content.kind == "prompt":
             self.request_refresh(await self.posts.posts_to_refresh(channel_id=channel_id))
         return ref
+
+    def posting(self, channel_id: int) -> asyncio.Event | None:
+        """Set once the post being sent in this channel is recorded; None when nothing is being posted."""
+        return self._posting.get(channel_id)
 
     # ----- editing posts ----------------------------------------------------------------------------
 
