@@ -1,8 +1,8 @@
 """What a moderator points at: a Discord message link, the Discord id of a bot post, or our own id.
 
 A bot post may show several tree messages (a ranking post shows every reply), so a post resolves to a
-list of our message ids through ``post_message_ids`` (and back through ``posts_of``): the lookups to
-change when posts get their own table.
+list of our message ids through ``post_message_ids`` (and back through ``posts_of``), both through the
+post-message mapping (bot_posts, post_messages).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling.errors import LabellingError
-from storage.models import Message, MessageTree
+from storage.models import BotPost, Message, MessageTree, PostMessage
 
 LINK = re.compile(
     r"<?https?://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(?:\d+|@me)/\d+/(?P<message>\d+)>?"
@@ -52,21 +52,26 @@ def parse_target(text: str) -> TargetRef:
 
 
 async def post_message_ids(session: AsyncSession, discord_message_id: int) -> list[int]:
-    """Our messages that a bot post (by its Discord message id) shows, oldest first."""
+    """Our messages that a bot post (by its Discord message id) is about, oldest first: its subject and
+    the replies it ranks (the conversation above them is only context)."""
     return list((await session.scalars(
-        select(Message.id).where(Message.discord_message_id == discord_message_id).order_by(Message.id)
+        select(PostMessage.message_id).join(BotPost, BotPost.id == PostMessage.post_id)
+        .where(BotPost.discord_message_id == discord_message_id, PostMessage.role != "context")
+        .order_by(PostMessage.message_id)
     )).all())
 
 
 async def posts_of(session: AsyncSession, message_ids: list[int]) -> list[tuple[int, int]]:
-    """(channel id, Discord message id) of the bot posts that show these messages: the reverse lookup."""
+    """(channel id, Discord message id) of the bot posts that show these messages: the reverse lookup
+    through the post-message mapping (indexed by message)."""
     if not message_ids:
         return []
     rows = await session.execute(
-        select(Message.discord_channel_id, Message.discord_message_id)
-        .where(Message.id.in_(message_ids), Message.discord_message_id.is_not(None)).order_by(Message.id)
+        select(BotPost.channel_id, BotPost.discord_message_id).distinct()
+        .join(PostMessage, PostMessage.post_id == BotPost.id)
+        .where(PostMessage.message_id.in_(message_ids)).order_by(BotPost.discord_message_id)
     )
-    return [(int(channel), int(post)) for channel, post in rows.all() if channel is not None]
+    return [(int(channel), int(post)) for channel, post in rows.all()]
 
 
 def _one(ids: list[int]) -> int:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from bot.admin.actions import Moderator, ModeratorActions
 from bot.admin.targets import TargetError, parse_target, resolve_message, resolve_tree
 from bot.labelling.service import LabellingService
-from storage.models import AuditLog, Message, MessageTree, User
+from storage.models import AuditLog, BotPost, Message, MessageTree, PostMessage, User
 
 POST = 1_300_000_000_000_000_001
 
@@ -20,10 +20,15 @@ async def world(sessions):
         tree = MessageTree(state="growing", lang="en")
         s.add_all([user, tree])
         await s.flush()
-        prompt = Message(tree_id=tree.id, role="prompter", text="p", lang="en", author_id=user.id,
-                         discord_channel_id=5, discord_message_id=POST)
+        prompt = Message(tree_id=tree.id, role="prompter", text="p", lang="en", author_id=user.id)
         s.add(prompt)
         await s.flush()
+        # A bot post in channel 5 about the prompt (the post-message mapping).
+        post = BotPost(discord_message_id=POST, channel_id=5, kind="review", target_message_id=prompt.id,
+                       tree_id=tree.id, lang="en")
+        s.add(post)
+        await s.flush()
+        s.add(PostMessage(post_id=post.id, message_id=prompt.id, role="subject"))
         reply = Message(tree_id=tree.id, parent_id=prompt.id, role="assistant", text="r", lang="en", depth=1)
         s.add(reply)
         await s.flush()

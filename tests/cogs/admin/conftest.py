@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
+from bot.labelling.service import LabellingService
 from storage.enums import Role, TaskKind, TaskState, TreeState
 from storage.models import (
     Label,
@@ -109,9 +110,7 @@ async def build_world(emu, sessions) -> World:
     for name in ("P1", "A1", "A2", "P2", "P3", "A3"):
         post = emu.post_message(world.campaign, emu.bot_user, {"content": f"message {name}"})
         world.posts[name] = post
-        async with sessions.begin() as s:
-            row = await s.get(Message, world.ids[name])
-            row.discord_channel_id, row.discord_message_id = world.campaign.id, post.id
+        await LabellingService(sessions).record_discord_location(world.ids[name], world.campaign.id, post.id)
     return world
 
 
