@@ -28,6 +28,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling import submissions, tasks, votes
@@ -51,6 +52,7 @@ from storage.users import insert_ignoring_conflicts
 VOTE_EMOJI = {"👍": votes.UPVOTE, "👎": votes.DOWNVOTE, "🚩": votes.RED_FLAG}
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
 HANDLED = frozenset(VOTE_EMOJI) | frozenset(KEYCAPS)
+LOCKED_RETRIES = 3
 QUICK_REVIEW = {"👍": {"spam": 0.0, "lang_mismatch": 0.0}, "👎": {"spam": 1.0, "lang_mismatch": 0.0}}
 
 OWN_TEXT_NOTICE = ("I removed your {emoji} reaction on a task post: it shows your own text, and nobody votes on, "
@@ -105,7 +107,20 @@ class PostReactions:
         means nothing there."""
         if emoji not in HANDLED:
             return None
-        async with self._locks.hold(discord_user_id), self.sessions.begin() as session:
+        async with self._locks.hold(discord_user_id):
+            for attempt in range(LOCKED_RETRIES):
+                try:
+                    return await self._react(discord_user_id, discord_message_id, emoji, added, display_name)
+                except OperationalError as exc:
+                    # SQLite gives up on a writer after busy_timeout; a reaction event is not asked for
+                    # again, so it is tried again rather than lost (the member's later events wait).
+                    if "locked" not in str(exc) or attempt == LOCKED_RETRIES - 1:
+                        raise
+            return None
+
+    async def _react(self, discord_user_id: int, discord_message_id: int, emoji: str, added: bool,
+                     display_name: str | None) -> ReactionOutcome | None:
+        async with self.sessions.begin() as session:
             post = await session.scalar(select(BotPost).where(BotPost.discord_message_id == discord_message_id))
             if post is None:
                 return None
