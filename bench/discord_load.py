@@ -140,11 +140,20 @@ class Member:
         self.count += 1
         text = f"Load test prompt {self.user.id}-{self.count}: how do tides work on {self.rng.random():.6f}?"
         done = await self.timed(opened.submit_modal({"lt:text": text}))
-        answer = await self.answer(done, task) if done else None
-        if answer is not None:
-            await self.emu.wait_for(lambda: answer.embeds or None, timeout=10)
-            if answer.embeds and answer.embeds[0].get("title") == "Thank you, recorded!":
-                self.figures.prompts.append(text)
+        if done is None:
+            return
+        shown = task.embeds[0].get("title") if task.embeds else None
+        # The bot answers by editing the task message (at once, or after a defer) or with a follow-up.
+        try:
+            answer = await self.emu.wait_for(
+                lambda: (done.followups[0] if done.followups else None)
+                or (task if task.embeds and task.embeds[0].get("title") != shown else None),
+                timeout=10,
+            )
+        except EmulatorTimeout:
+            return
+        if answer.embeds and answer.embeds[0].get("title") == "Thank you, recorded!":
+            self.figures.prompts.append(text)
 
     async def review(self) -> None:
         it = await self.timed(self.user.slash("task", {"kind": "review"}))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,47 @@ def create_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 5000) 
     return engine
 
 
+class _TaskReentrantLock:
+    """An asyncio lock that the task holding it may take again (a write transaction opened inside
+    another of the same task must not wait for itself)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
+            yield
+            return
+        async with self._lock:
+            self._owner = task
+            try:
+                yield
+            finally:
+                self._owner = None
+
+
+class SerialWriteSessions(async_sessionmaker[AsyncSession]):
+    """SQLite takes one writer at a time, and writers that find the lock taken sleep in SQLite's busy
+    handler (1 to 100 ms naps): under load they wake in no order, and a click waits seconds. So on
+    SQLite a process runs its write transactions (``begin()``) one after another, first come first
+    served, waiting on the event loop; reads (plain sessions) stay concurrent in WAL mode."""
+
+    def __init__(self, engine: AsyncEngine, **kwargs: Any) -> None:
+        super().__init__(engine, **kwargs)
+        self._writer = _TaskReentrantLock()
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:  # type: ignore[override]
+        async with self._writer.hold(), super().begin() as session:
+            yield session
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    if engine.dialect.name == "sqlite":
+        return SerialWriteSessions(engine, expire_on_commit=False)
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

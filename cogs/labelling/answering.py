@@ -3,19 +3,22 @@
 An answer that carries the result costs one call; deferring and then editing costs two, and the edit
 counts against Discord's per-channel edit limit (about 5 per 5 s), which a busy task channel reaches
 fast. So the service call runs first and the interaction is deferred only if it is still running
-after QUICK_SECONDS, well inside Discord's 3-second deadline.
+after QUICK_SECONDS, well inside Discord's 3-second deadline. Half a second: most calls take a few
+milliseconds, and a member who waits longer sees "thinking…" at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import discord
 
 T = TypeVar("T")
-QUICK_SECONDS = 1.5
+log = logging.getLogger(__name__)
+QUICK_SECONDS = 0.5
 
 
 async def run(interaction: discord.Interaction, work: Awaitable[T], *, thinking: bool = False) -> T:
@@ -23,7 +26,11 @@ async def run(interaction: discord.Interaction, work: Awaitable[T], *, thinking:
     job = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({job}, timeout=QUICK_SECONDS)
     if not done:
-        await interaction.response.defer(ephemeral=True, thinking=thinking)
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=thinking)
+        except discord.HTTPException as exc:
+            # Too late to answer (Discord dropped the interaction): the work still finishes and counts.
+            log.warning("could not defer interaction %s: %s", interaction.id, exc)
     return await job
 
 
