@@ -102,6 +102,8 @@ async def start_chat(
 
 class OABot(commands.Bot):
     def __init__(self, settings: Settings) -> None:
+        # The bot never joins voice: discord.py's warnings about missing voice libraries are noise.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=bot_intents(),

@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
 
-NO_TOKEN = (
-    "no Discord bot token: set the DISCORD_TOKEN environment variable "
-    "(or `token` under [discord] in the config file), e.g. `DISCORD_TOKEN=... oabot run`"
-)
+
+def program() -> str:
+    """How the user called us, so advice names a command that works as typed (`.venv/bin/oabot` or `oabot`)."""
+    called = sys.argv[0] if sys.argv and os.path.basename(sys.argv[0]) == "oabot" else ""
+    if not called:
+        return "oabot"
+    try:
+        relative = os.path.relpath(called)
+    except ValueError:
+        return called
+    if relative.startswith(".."):
+        return "oabot" if os.path.dirname(called) in os.environ.get("PATH", "").split(os.pathsep) else called
+    return relative if os.sep in relative else f".{os.sep}{relative}"
+
+
+def no_token_message() -> str:
+    return ("no Discord bot token: set the DISCORD_TOKEN environment variable (or `token` under [discord] in "
+            f"the config file), e.g. `DISCORD_TOKEN=... {program()} run`; without a token, "
+            f"`{program()} playground` runs the bot in a browser")
 
 
 class UsageError(Exception):
@@ -29,16 +46,60 @@ def _version() -> str:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config)
+    # An explicit --config must exist; the default config.toml is optional.
+    explicit = getattr(args, "config", None)
+    settings = load_settings(explicit or "config.toml", required=explicit is not None)
+    if getattr(args, "db", None):
+        settings = settings.model_copy(update={"database": settings.database.model_copy(
+            update={"url": f"sqlite+aiosqlite:///{args.db}"})})
     configure_logging(settings.logging.level, settings.logging.format)
     return settings
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    if not settings.discord.token:
-        raise UsageError(NO_TOKEN)
-    from bot.app import preflight_model, serve
+def check_writable(path: str | os.PathLike[str], what: str = "output file") -> None:
+    """Refuse an output path that cannot be written before any work (or overwriting) starts."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise UsageError(f"{what} {target} is a folder")
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {what} {target}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UsageError(f"cannot write {what} {target}: permission denied")
+
+
+def _database_error(url: str, exc: BaseException) -> UsageError:
+    from storage.db import describe_error
+
+    return UsageError(f"cannot open the database {_safe_url(url)}: {describe_error(exc)}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 (config validation already refused unparseable URLs)
+        return url
+
+
+async def _check_database(settings: Settings) -> None:
+    """Open and migrate the database before connecting anywhere: a server that is down, a folder that
+    cannot be created or a locked file is one line, not a traceback from inside the bot."""
+    from storage import db
+
+    try:
+        engine = db.create_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
+        try:
+            await db.upgrade(engine)
+        finally:
+            await engine.dispose()
+    except db.DATABASE_ERRORS as exc:
+        raise _database_error(settings.database.url, exc) from None
+
+
+def _preflight_model(settings: Settings) -> None:
+    from bot.app import preflight_model
     from model_runner import ModelConfigError
 
     try:
@@ -46,12 +107,56 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ModelConfigError as exc:
         raise UsageError(f"[chat] model_path: {exc}") from None
 
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.discord.token:
+        raise UsageError(no_token_message())
+    _preflight_model(settings)
+    asyncio.run(_check_database(settings))
+
+    import aiohttp
     import discord
 
+    from bot.app import serve
+
+    api = settings.discord.api_base_url
     try:
         asyncio.run(serve(settings))
     except discord.LoginFailure:
         raise UsageError("Discord refused the bot token: check DISCORD_TOKEN") from None
+    except discord.HTTPException as exc:
+        raise UsageError(f"{api} answered HTTP {exc.status} when the bot logged in: is [discord] api_base_url "
+                         "a Discord API (e.g. https://discord.com/api/v10)?") from None
+    except (aiohttp.ClientError, discord.GatewayNotFound, discord.ConnectionClosed, OSError) as exc:
+        raise UsageError(f"cannot reach Discord at {api}: {exc}; check the network and [discord] api_base_url "
+                         "and gateway_url") from None
+    return 0
+
+
+def cmd_playground(args: argparse.Namespace) -> int:
+    from bot.playground import PlaygroundError, run_playground
+
+    settings = _settings(args)
+    _preflight_model(settings)
+    database = Path(args.db or Path("data") / "playground.db")
+
+    def announce(url: str) -> None:
+        print(f"playground: open {url} in a browser (Ctrl-C stops it)", flush=True)
+
+    async def go() -> None:
+        from storage import db
+
+        try:
+            await run_playground(settings, host=args.host, port=args.port, database=database,
+                                 demo=args.seed_demo, announce=announce)
+        except db.DATABASE_ERRORS as exc:
+            raise _database_error(f"sqlite+aiosqlite:///{database}", exc) from None
+
+    try:
+        asyncio.run(go())
+    except PlaygroundError as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 
@@ -61,11 +166,14 @@ def _with_engine(args: argparse.Namespace, action: Callable) -> object:
     settings = _settings(args)
 
     async def go() -> object:
-        engine = db.create_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
         try:
-            return await action(engine)
-        finally:
-            await engine.dispose()
+            engine = db.create_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
+            try:
+                return await action(engine)
+            finally:
+                await engine.dispose()
+        except db.DATABASE_ERRORS as exc:
+            raise _database_error(settings.database.url, exc) from None
 
     return asyncio.run(go())
 
@@ -119,15 +227,45 @@ def cmd_db_revision(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_database_file(url: str) -> None:
+    """A SQLite file to read must exist: opening it would create an empty one and leave it behind."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not Path(parsed.database).expanduser().exists():
+        raise UsageError(f"no database at {parsed.database}: give the bot's database with --db PATH "
+                         "(or [database] url in --config)")
+
+
+async def _existing_database(url: str, busy_timeout_ms: int):  # noqa: ANN202 (AsyncEngine)
+    """An engine on a database the bot has set up; a never-migrated one is a UsageError."""
+    from storage import db
+
+    engine = db.create_engine(url, busy_timeout_ms=busy_timeout_ms)
+    try:
+        current, _head = await db.current_revision(engine)
+    except db.DATABASE_ERRORS as exc:
+        await engine.dispose()
+        raise _database_error(url, exc) from None
+    if current is None:
+        await engine.dispose()
+        raise UsageError(f"{_safe_url(url)} was never set up by the bot (no tables): nothing to export; "
+                         f"run the bot on it or `{program()} db upgrade` first")
+    return engine
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from bot.labelling.export import export
     from storage import db
 
     settings = _settings(args)
     states = args.state or ["ready_for_export"]
+    check_writable(args.output)
+    _require_database_file(settings.database.url)
 
     async def go() -> int:
-        engine = db.create_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
+        engine = await _existing_database(settings.database.url, settings.database.busy_timeout_ms)
         try:
             return await export(
                 db.session_factory(engine), args.format, args.output, lang=args.lang, states=states,
@@ -140,6 +278,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         lines = asyncio.run(go())
     except ValueError as exc:  # unknown state or format, unusable salt file
         raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     print(f"wrote {lines} lines to {args.output}")
     return 0
 
@@ -148,7 +288,9 @@ def _add_export_parser(commands: argparse._SubParsersAction, common: argparse.Ar
     export = commands.add_parser(
         "export", parents=[common], help="write the collected data as oasst1 trees/messages, preference pairs or SFT"
     )
-    export.add_argument("--format", required=True, choices=["oasst-trees", "oasst-messages", "preferences", "sft"])
+    export.add_argument("--db", metavar="PATH", help="the bot's SQLite database (default: [database] url of the config)")
+    export.add_argument("--format", required=True, choices=["oasst-trees", "oasst-messages", "preferences", "sft"],
+                        help="oasst1 trees or flat messages, DPO preference pairs, or SFT conversations")
     export.add_argument("-o", "--output", required=True, metavar="FILE", help=".jsonl, or .jsonl.gz to compress")
     export.add_argument("--lang", action="append", metavar="LANG", help="only these languages (repeat or a,b)")
     export.add_argument(
@@ -169,8 +311,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from storage import db
 
     settings = _settings(args)
-    if args.users < 1 or args.prompts < 1 or not 0 <= args.trolls <= args.users:
-        raise UsageError("need --users >= 1, --prompts >= 1 and 0 <= --trolls <= --users")
+    if args.users < 1:
+        raise UsageError("need --users >= 1")
+    # Defaults scale with the users: 15 prompts and 4 trolls for 40 users.
+    trolls = args.users // 10 if args.trolls is None else args.trolls
+    prompts = max(1, args.users * 3 // 8) if args.prompts is None else args.prompts
+    if prompts < 1 or not 0 <= trolls <= args.users:
+        raise UsageError(f"need --prompts >= 1 and 0 <= --trolls <= --users ({args.users})")
+    for path, what in ((args.export, "export file"), (args.json, "report file"), (args.db, "database")):
+        if path:
+            check_writable(path, what)
     try:
         prepare_database_file(args.db)
     except ValueError as exc:
@@ -181,8 +331,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         try:
             await db.upgrade(engine)
             sessions = db.session_factory(engine)
-            report = await simulate(sessions, settings.labelling, users=args.users, prompts=args.prompts,
-                                    trolls=args.trolls, seed=args.seed)
+            report = await simulate(sessions, settings.labelling, users=args.users, prompts=prompts,
+                                    trolls=trolls, seed=args.seed)
             if args.export:
                 from bot.labelling.export import export
 
@@ -204,8 +354,9 @@ def _add_simulate_parser(commands: argparse._SubParsersAction, common: argparse.
         "simulate", parents=[common], help="run a whole campaign with synthetic users to tune [labelling]"
     )
     simulate.add_argument("--users", type=int, default=40, help="synthetic users, trolls included (default 40)")
-    simulate.add_argument("--prompts", type=int, default=15, help="initial prompts to write (default 15)")
-    simulate.add_argument("--trolls", type=int, default=4, help="users who spam and judge at random (default 4)")
+    simulate.add_argument("--prompts", type=int, help="initial prompts to write (default: 3 per 8 users, 15 for 40)")
+    simulate.add_argument("--trolls", type=int,
+                          help="users who spam and judge at random (default: one in ten users, 4 for 40)")
     simulate.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same run")
     simulate.add_argument("--db", required=True, metavar="PATH",
                           help="SQLite file for the run (an earlier simulation there is replaced)")
@@ -220,19 +371,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         metavar="PATH",
         default=argparse.SUPPRESS,
-        help="settings file (TOML); default config.toml, a missing file means all defaults",
+        help="settings file (TOML), which must exist; default: config.toml if there is one, else all defaults",
     )
 
     parser = argparse.ArgumentParser(
         prog="oabot",
         description="A Discord bot that collects Open-Assistant style training data and chats with a local model.",
     )
-    parser.add_argument("--version", action="version", version=f"oabot {_version()}")
-    parser.add_argument("--config", metavar="PATH", default="config.toml", help=common._actions[0].help)
+    parser.add_argument("--version", action="version", version=f"oabot {_version()}", help="show the version")
+    parser.add_argument("--config", metavar="PATH", default=None, help=common._actions[0].help)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = commands.add_parser("run", parents=[common], help="start the bot (needs DISCORD_TOKEN)")
+    run = commands.add_parser("run", parents=[common], help="start the bot on Discord (needs DISCORD_TOKEN)",
+                              description="Start the bot on Discord (needs DISCORD_TOKEN).")
     run.set_defaults(func=cmd_run)
+
+    play = commands.add_parser(
+        "playground", parents=[common], help="try the whole bot in a browser, without Discord or a token",
+        description="Start a Discord emulator with a seeded guild (#tasks, a moderator and four members) and "
+                    "the bot connected to it, then print the URL of a Discord-like web client.",
+    )
+    play.add_argument("--port", type=int, default=8765, help="port of the web client and emulator (default 8765)")
+    play.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    play.add_argument("--db", metavar="PATH", help="SQLite file of the playground (default data/playground.db)")
+    play.add_argument("--seed-demo", action=argparse.BooleanOptionalAction, default=True,
+                      help="on a new database, add demo trees so every kind of task has work (default: yes)")
+    play.set_defaults(func=cmd_playground)
 
     database = commands.add_parser("db", parents=[common], help="database schema: upgrade, downgrade, current")
     db_commands = database.add_subparsers(dest="db_command", metavar="ACTION", required=True)

@@ -52,10 +52,30 @@ class DiscordSettings(Section):
         return value.rstrip("/") if not value.startswith("ws") else value
 
 
+ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+
+
 class DatabaseSettings(Section):
     url: str = "sqlite+aiosqlite:///data/oabot.db"
     echo: bool = False
     busy_timeout_ms: PosInt = 5000
+
+    @field_validator("url")
+    @classmethod
+    def _async_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a database URL; use e.g. sqlite+aiosqlite:///data/oabot.db or "
+                             "postgresql+asyncpg://user@host/dbname") from None
+        backend, driver = url.get_backend_name(), url.get_driver_name()
+        if ASYNC_DRIVERS.get(backend) != driver:
+            known = " or ".join(f"{b}+{d}://" for b, d in ASYNC_DRIVERS.items())
+            raise ValueError(f"needs an asynchronous driver: the URL must start with {known}")
+        return value
 
 
 class PointsSettings(Section):
@@ -229,11 +249,28 @@ def _describe(error: dict[str, Any]) -> str:
     return f"'{key}': {problem}"
 
 
-def load_settings(path: str | os.PathLike[str] | None = "config.toml") -> Settings:
-    """Read settings; a missing file means all defaults. Raises ConfigError with one line."""
+def _env_variable(loc: tuple[Any, ...]) -> str | None:
+    """The OABOT_ variable that set the value at `loc`, if one did (names are case-insensitive)."""
+    wanted = ("OABOT_" + "__".join(str(part) for part in loc)).upper()
+    return next((name for name in os.environ if name.upper() == wanted), None)
+
+
+def _describe_source(error: dict[str, Any], path: Any, from_file: bool) -> str:
+    variable = _env_variable(tuple(error["loc"]))
+    if variable is not None:
+        message = _describe(error).split(": ", 1)[-1]
+        return f"environment variable {variable}: {message}"
+    return f"{path}: {_describe(error)}" if from_file else _describe(error)
+
+
+def load_settings(path: str | os.PathLike[str] | None = "config.toml", *, required: bool = False) -> Settings:
+    """Read settings; a missing file means all defaults unless `required` (a path the user gave).
+    Raises ConfigError with one line."""
     data: dict[str, Any] = {}
     if path is not None:
         file = Path(path)
+        if required and not file.is_file():
+            raise ConfigError(f"{file}: no such settings file" if not file.exists() else f"{file}: not a file")
         if file.exists():
             try:
                 with file.open("rb") as handle:
@@ -246,8 +283,8 @@ def load_settings(path: str | os.PathLike[str] | None = "config.toml") -> Settin
         return Settings(**data)
     except ValidationError as exc:
         errors = exc.errors()
-        message = _describe(errors[0])
+        message = _describe_source(errors[0], path, bool(data))
         if len(errors) > 1:
-            message += f" (and {len(errors) - 1} more: " + "; ".join(_describe(e) for e in errors[1:]) + ")"
-        where = f"{path}: " if data else ""
-        raise ConfigError(f"{where}{message}") from None
+            message += f" (and {len(errors) - 1} more: " + "; ".join(
+                _describe_source(e, path, bool(data)) for e in errors[1:]) + ")"
+        raise ConfigError(message) from None

@@ -31,7 +31,12 @@ async def main(argv: list[str] | None = None) -> None:
         token=args.token, bot_name=args.bot_name, interaction_deadline=args.interaction_deadline,
         rate_limits=not args.no_rate_limits, history_limit=args.history,
     )
-    await emu.start(args.host, args.port)
+    try:
+        await emu.start(args.host, args.port)
+    except OSError as exc:
+        print(f"python -m emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        raise SystemExit(2) from None
     lines = [
         f"rest_url={emu.rest_url}",
         f"gateway_url={emu.gateway_url}",

@@ -315,6 +315,18 @@ class EmulatedUser(User):
         if have & (P.VIEW_CHANNEL | perms) != (P.VIEW_CHANNEL | perms):
             raise ActionError(f"{self.username} lacks permissions {perms:#x} in {channel!r}")
 
+    def visible_commands(self, channel: Channel) -> list[Command]:
+        """The slash commands the Discord client offers this user in `channel`, by name."""
+        guild = self.emu.guild_of(channel)
+        names = sorted({cmd.name for cmd in self.emu.commands.values() if cmd.type == 1})
+        offered = []
+        for name in names:
+            try:
+                offered.append(self._visible_command(name, channel, guild))
+            except CommandUnavailable:
+                continue
+        return offered
+
     def _visible_command(self, name: str, channel: Channel, guild: Guild | None, type: int = 1) -> Command:
         cmd = self.emu.find_command(name, guild=guild, type=type)
         if cmd is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable
@@ -24,16 +25,12 @@ class ControlError(Exception):
 
 
 def message_json(msg: Message) -> dict[str, Any]:
-    data = msg.to_dict()
+    """A message with everything the control API knows: as shown, plus its edits and versions."""
+    data = live_message_json(msg)
     data.update(
-        guild_id=str(msg.guild_id) if msg.guild_id else None,
-        ephemeral=msg.ephemeral,
-        loading=msg.loading,
-        deleted=msg.deleted,
         edits=[rev.content for rev in msg.edits],
         versions=[{"content": r.content, "embeds": r.embeds, "components": r.components, "at": r.at.isoformat()}
                   for r in msg.history],
-        reaction_users={key: [str(u) for u in users] for key, users in msg.reactions.items() if users},
         thread_id=str(msg.thread_id) if msg.thread_id else None,
     )
     return data
@@ -73,10 +70,31 @@ def guild_json(guild: Guild) -> dict[str, Any]:
     }
 
 
+def live_message_json(msg: Message) -> dict[str, Any]:
+    """A message as the web client shows it: what the user sees, without the edit history."""
+    data = msg.to_dict()
+    channel = msg._emu.channels.get(msg.channel_id) if msg._emu else None
+    data.update(
+        guild_id=str(msg.guild_id) if msg.guild_id else None,
+        ephemeral=msg.ephemeral,
+        visible_to=str(msg.visible_to) if msg.visible_to else None,
+        loading=msg.loading,
+        deleted=msg.deleted,
+        revisions=len(msg.history),
+        reaction_users={key: [str(u) for u in users] for key, users in msg.reactions.items() if users},
+        dm_user_id=str(channel.recipients[0].id) if channel is not None and channel.is_dm and channel.recipients
+        else None,
+    )
+    return data
+
+
 def setup_control(app: web.Application, emu: Emulator) -> Control:
     control = Control(emu)
     for method, path, handler in control.routes():
         app.router.add_route(method, PREFIX + path, control.wrap(handler))
+    # The index answers with and without the trailing slash, as people type it both ways.
+    app.router.add_route("GET", PREFIX + "/", control.wrap(control.info))
+    app.router.add_get(PREFIX + "/live", control.live)
     return control
 
 
@@ -97,6 +115,8 @@ class Control:
             ("GET", "/users/{user_id}/dm/messages", self.dm_messages),
             ("POST", "/users/{user_id}/messages", self.user_send),
             ("POST", "/users/{user_id}/slash", self.user_slash),
+            ("POST", "/users/{user_id}/autocomplete", self.user_autocomplete),
+            ("GET", "/users/{user_id}/commands", self.user_commands),
             ("POST", "/users/{user_id}/click", self.user_click),
             ("POST", "/users/{user_id}/select", self.user_select),
             ("POST", "/users/{user_id}/modal", self.user_modal),
@@ -236,6 +256,8 @@ class Control:
             "guilds": [guild_json(g) for g in emu.guilds.values()],
             "users": [u.to_dict() for u in emu.users.values()],
             "dm_channels": {str(uid): str(ch.id) for uid, ch in emu.dm_channels.items()},
+            # The users this API can act as (the bot and the guild owner are not among them).
+            "actors": [str(u.id) for u in emu.users.values() if isinstance(u, EmulatedUser)],
         }
 
     async def create_guild(self, request, body):
@@ -294,6 +316,49 @@ class Control:
         options = {k: self._value(v) for k, v in (body.get("options") or {}).items()}
         it = await user.slash(body["name"], options, channel=channel)
         return interaction_json(it)
+
+    async def user_autocomplete(self, request, body):
+        user = self._user(request.match_info["user_id"])
+        channel = self._channel(body["channel_id"]) if body.get("channel_id") else None
+        options = {k: self._value(v) for k, v in (body.get("options") or {}).items()}
+        it = await user.autocomplete(body["name"], options, body["focused"], channel=channel)
+        await it.wait_response(timeout=float(body.get("timeout", 3)))
+        return interaction_json(it)
+
+    async def user_commands(self, request, body):
+        """The slash commands this user is offered in a channel (no channel_id: in the DM with the bot)."""
+        user = self._user(request.match_info["user_id"])
+        cid = request.query.get("channel_id")
+        channel = self._channel(cid) if cid else user.dm_channel
+        return [cmd.to_dict() for cmd in user.visible_commands(channel)]
+
+    async def live(self, request: web.Request) -> web.WebSocketResponse:
+        """A websocket carrying `{"type": "message", "message": ...}` for every message created, edited,
+        deleted or reacted to, so a page shows streamed edits as they happen."""
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        def observe(msg: Message) -> None:
+            queue.put_nowait({"type": "message", "message": live_message_json(msg)})
+
+        self.emu.message_observers.append(observe)
+        reader = asyncio.ensure_future(ws.receive())
+        try:
+            while not ws.closed:
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:  # the page went away (the client sends nothing else)
+                    getter.cancel()
+                    break
+                await ws.send_json(getter.result())
+        except ConnectionResetError:
+            pass
+        finally:
+            reader.cancel()
+            self.emu.message_observers.remove(observe)
+            await ws.close()
+        return ws
 
     async def user_click(self, request, body):
         user = self._user(request.match_info["user_id"])

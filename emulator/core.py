@@ -175,16 +175,20 @@ class Emulator:
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._waiters = _Waiters()
+        # Called with every message that was created, edited, deleted or reacted to (the web client's feed).
+        self.message_observers: list[Callable[[Message], None]] = []
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Emulator:
         from .control import setup_control
         from .rest import setup_rest
+        from .web import setup_web
 
         app = web.Application(client_max_size=64 * 1024 * 1024)
         setup_rest(app, self)
         setup_control(app, self)
+        setup_web(app)
         app.router.add_get("/gateway", self.gateway.handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -225,11 +229,22 @@ class Emulator:
     def control_url(self) -> str:
         return f"{self.base_url}/_emulator"
 
+    @property
+    def web_url(self) -> str:
+        """The Discord-like web client (a person acts as the emulated users in a browser)."""
+        return f"{self.base_url}/"
+
     # ---- waiting ---------------------------------------------------------------------------------------
 
     def notify(self) -> None:
         """Wake every waiting helper so it re-checks its condition."""
         self._waiters.notify()
+
+    def message_changed(self, msg: Message) -> None:
+        """Tell the observers (e.g. the web client's live feed) that a message changed, then wake waiters."""
+        for observer in list(self.message_observers):
+            observer(msg)
+        self.notify()
 
     async def wait_for(self, check: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:  # noqa: ASYNC109 (a timeout argument is this helper's API)
         """Wait until `check()` returns something truthy, re-checking whenever the world changes.
@@ -426,8 +441,7 @@ class Emulator:
         `id` picks the guild's snowflake (e.g. to place it on a given shard); by default a fresh one.
         """
         owner = owner or self.owner
-        if id is not None and (id in self.guilds or id in self.channels or id in self.users):
-            raise ValueError(f"id {id} is already taken")
+        self._check_free_id(id)
         guild = Guild(id=id or self.ids.next(), name=name, owner_id=owner.id, _emu=self)
         guild.roles[guild.id] = Role(guild.id, guild.id, "@everyone", P.DEFAULT_EVERYONE, position=0)
         mod = Role(self.ids.next(), guild.id, "Moderator", moderator_permissions, position=1, hoist=True)
@@ -448,6 +462,10 @@ class Emulator:
         self.gateway.dispatch("GUILD_CREATE", guild.gateway_dict(), guild_id=guild.id)
         self.notify()
         return guild
+
+    def _check_free_id(self, id: int | None) -> None:
+        if id is not None and (id in self.guilds or id in self.channels or id in self.users):
+            raise ValueError(f"id {id} is already taken")
 
     def bot_role(self, guild: Guild) -> Role:
         return next(r for r in guild.roles.values() if r.bot_id == self.bot_user.id)
@@ -487,9 +505,12 @@ class Emulator:
         parent: Channel | None = None,
         topic: str | None = None,
         overwrites: list[dict[str, Any]] | None = None,
+        id: int | None = None,
     ) -> Channel:
+        """`id` picks the channel's snowflake (a playground keeps its ids across restarts)."""
+        self._check_free_id(id)
         ch = Channel(
-            id=self.ids.next(), type=type, name=name, guild_id=guild.id, position=len(guild.channels),
+            id=id or self.ids.next(), type=type, name=name, guild_id=guild.id, position=len(guild.channels),
             parent_id=parent.id if parent else None, topic=topic, permission_overwrites=list(overwrites or []),
         )
         guild.channels[ch.id] = ch
@@ -524,11 +545,14 @@ class Emulator:
         global_name: str | None = None,
         accepts_dms: bool = True,
         bot: bool = False,
+        id: int | None = None,
     ):
-        """A user who can act (dm, slash, click, react...); with `guild`, also a member of it."""
+        """A user who can act (dm, slash, click, react...); with `guild`, also a member of it. `id` picks the
+        user's snowflake (a playground's members stay the same people in its database across restarts)."""
         from .actors import EmulatedUser
 
-        user = EmulatedUser(self.ids.next(), name, global_name, bot=bot, accepts_dms=accepts_dms, _emu=self)
+        self._check_free_id(id)
+        user = EmulatedUser(id or self.ids.next(), name, global_name, bot=bot, accepts_dms=accepts_dms, _emu=self)
         self.users[user.id] = user
         if guild is not None:
             await self.add_member(guild, user, roles=roles, moderator=moderator)
@@ -669,7 +693,7 @@ class Emulator:
             channel.archived = False
         if dispatch and not ephemeral:
             self._dispatch_message("MESSAGE_CREATE", msg)
-        self.notify()
+        self.message_changed(msg)
         return msg
 
     def _dispatch_message(self, event: str, msg: Message) -> None:
@@ -702,7 +726,7 @@ class Emulator:
         msg.history.append(msg.snapshot())
         if not msg.ephemeral:
             self._dispatch_message("MESSAGE_UPDATE", msg)
-        self.notify()
+        self.message_changed(msg)
         return msg
 
     def delete_message(self, msg: Message) -> None:
@@ -712,7 +736,7 @@ class Emulator:
             if msg.guild_id:
                 data["guild_id"] = str(msg.guild_id)
             self.gateway.dispatch("MESSAGE_DELETE", data, guild_id=msg.guild_id)
-        self.notify()
+        self.message_changed(msg)
 
     def find_message(self, channel: Channel, message_id: int | str) -> Message:
         msg = channel.messages.get(int(message_id))
@@ -757,7 +781,7 @@ class Emulator:
             if member is not None:
                 data["member"] = member.to_dict()
         self.gateway.dispatch("MESSAGE_REACTION_ADD", data, guild_id=msg.guild_id)
-        self.notify()
+        self.message_changed(msg)
         return True
 
     def remove_reaction(self, msg: Message, user_id: int, emoji_key: str) -> bool:
@@ -778,7 +802,7 @@ class Emulator:
         if not users:
             del msg.reactions[emoji_key]
         self.gateway.dispatch("MESSAGE_REACTION_REMOVE", data, guild_id=msg.guild_id)
-        self.notify()
+        self.message_changed(msg)
         return True
 
     def clear_reactions(self, msg: Message, emoji_key: str | None = None) -> None:
@@ -792,7 +816,7 @@ class Emulator:
             emoji = msg.reaction_emojis.get(emoji_key)
             msg.reactions.pop(emoji_key, None)
             self.gateway.dispatch("MESSAGE_REACTION_REMOVE_EMOJI", {**base, "emoji": emoji}, guild_id=msg.guild_id)
-        self.notify()
+        self.message_changed(msg)
 
     # ---- threads ---------------------------------------------------------------------------------------
 

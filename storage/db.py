@@ -13,9 +13,24 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+# What opening a database may raise that a user can fix (a server down, a folder that cannot be created,
+# a locked or foreign file): the CLI prints describe_error() on one line.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (OSError, exc.SQLAlchemyError)
+
+
+def describe_error(error: BaseException) -> str:
+    """One line saying what went wrong, without SQLAlchemy's background links and the SQL."""
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        error = error.orig
+    if isinstance(error, OSError) and error.strerror:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{error.strerror}{where}"
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
 
 
 def _prepare_sqlite_path(url: str) -> None:
