@@ -28,7 +28,7 @@ export function showModal(dialog, modal) {
   const fields = inputs(modal.components);
   form.replaceChildren(
     h("h1", {}, modal.title),
-    fields.map((f) => (f.text ? h("p", {}, f.text) : h("div", {},
+    ...fields.map((f) => (f.text ? h("p", {}, f.text) : h("div", {},
       h("label", { for: `modal-${f.input.custom_id}` }, f.label),
       f.description && h("div", { class: "subtext" }, f.description),
       Object.assign(control(f.input), { id: `modal-${f.input.custom_id}` })))),

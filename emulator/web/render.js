@@ -81,6 +81,7 @@ function button(c, act) {
   if (c.style === 5) return h("a", { class: "style-5", href: c.url, target: "_blank", rel: "noreferrer" }, label);
   return h("button", {
     type: "button", class: `style-${c.style || 2}`, disabled: !!c.disabled, "data-custom-id": c.custom_id,
+    "aria-label": c.label || (c.emoji && c.emoji.name),
     onclick: () => act.click(c.custom_id),
   }, label);
 }
@@ -88,11 +89,13 @@ function button(c, act) {
 // Discord's dropdowns, as native selects: one pick sends at once; several are sent with the button.
 function select(c, act, names) {
   const multiple = (c.max_values || 1) > 1;
-  const choices = c.type === 3 ? c.options.map((o) => ({ value: o.value, label: o.label, description: o.description }))
+  const choices = c.type === 3
+    ? c.options.map((o) => ({ value: o.value, label: o.label, description: o.description, chosen: !!o.default }))
     : names.pickable(c.type);
+  const none = !choices.some((o) => o.chosen);
   const el = h("select", { "data-custom-id": c.custom_id, multiple, disabled: !!c.disabled, size: multiple ? Math.min(choices.length, 6) : null },
-    multiple ? null : h("option", { value: "", selected: true, disabled: true }, c.placeholder || "Make a selection"),
-    choices.map((o) => h("option", { value: o.value, title: o.description || null }, o.label)));
+    multiple ? null : h("option", { value: "", selected: none, disabled: true }, c.placeholder || "Make a selection"),
+    choices.map((o) => h("option", { value: o.value, title: o.description || null, selected: o.chosen }, o.label)));
   const values = () => [...el.selectedOptions].map((o) => (c.type === 3 ? o.value : names.objectValue(c.type, o.value)));
   if (!multiple) {
     el.addEventListener("change", () => act.select(c.custom_id, values()));
