@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE_UPDATE = 0, 1, 2, 3
 RESUME, RECONNECT, REQUEST_GUILD_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 7, 8, 9, 10, 11
-HEARTBEAT_ACK_DELAY = 0.005  # seconds
+# Seconds before a heartbeat's ACK: a short network round trip, and well above Python's 5 ms thread switch
+# interval, which is how long discord.py's keep-alive thread may wait to note when it sent the beat.
+HEARTBEAT_ACK_DELAY = 0.05
 
 # Intents
 GUILDS = 1 << 0
@@ -341,7 +343,7 @@ class Gateway:
         if op == HEARTBEAT:
             conn.last_heartbeat = loop_time
             conn.heartbeats += 1
-            # A real network answers a few milliseconds later. On loopback an instant ACK can arrive before
+            # A real network answers some milliseconds later. On loopback an instant ACK can arrive before
             # discord.py's keep-alive thread notes when it sent the beat, and it then logs a false
             # "Can't keep up, websocket is 41.3s behind".
             asyncio.get_running_loop().call_later(HEARTBEAT_ACK_DELAY, conn.send, {"op": HEARTBEAT_ACK})

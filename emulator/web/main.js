@@ -123,6 +123,7 @@ function drawMessage(msg) {
 
 async function showChannel() {
   const channelId = currentChannelId();
+  document.body.dataset.loading = "1";  // until the channel's messages are drawn (tests wait on it)
   $("messages").replaceChildren();
   $("channel-title").textContent = state.view.dm ? `@${names.user(state.world.bot_id)}` : `# ${names.channel(channelId)}`;
   if (channelId) {
@@ -135,6 +136,7 @@ async function showChannel() {
   }
   drawSidebar();
   picker.close();
+  document.body.dataset.loading = "0";
   $("input").placeholder = state.view.dm ? `Message @${names.user(state.world.bot_id)}, or / for commands`
     : `Message #${names.channel(channelId)}, or / for commands`;
 }
