@@ -102,7 +102,7 @@ function select(c, act, names) {
     return el;
   }
   return h("span", {}, el, h("button", { type: "button", class: "style-1", onclick: () => act.select(c.custom_id, values()) },
-    c.placeholder ? `Send: ${c.placeholder}` : "Send selection"));
+    "Apply"));
 }
 
 function components(list, act, names) {
