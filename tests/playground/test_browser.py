@@ -280,12 +280,28 @@ def dm_chat_streams_an_answer(person: Person, db: Path) -> None:
     assert partial and all(words(p.rstrip("▌")) in words(text) for p in partial), shown_live
 
 
+def moderator_sees_the_stats_chart(person: Person, db: Path) -> None:
+    person.act_as("mod")
+    person.open("tasks")  # /admin is offered in the guild only
+    stats = person.slash("admin stats")
+    text = person.embed_text(stats)
+    assert "Campaign statistics" in text
+    [(trees,)] = db_rows(db, "SELECT count(*) FROM message_trees")
+    assert f"Trees ({trees})" in text
+    chart = stats.locator('[data-testid="embed"] img')
+    chart.wait_for(timeout=SLOW)
+    assert chart.evaluate("img => img.complete && img.naturalWidth > 0")  # the PNG arrived and decoded
+    person.screenshot("admin-stats")
+
+
 STEPS = [
     member_writes_a_reply,
     another_member_reviews,
     another_member_ranks,
     the_page_shows_what_the_database_holds,
     dm_chat_streams_an_answer,
+    moderator_sees_the_stats_chart,
+    # Reaction votes on the channel's task posts arrive with issue 10: a step here reacts and checks the vote.
 ]
 
 
