@@ -18,11 +18,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from playwright import sync_api as playwright_api
 
 import bot
 from bot.playground import USER_IDS
-
-from playwright import sync_api as playwright_api
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
