@@ -279,6 +279,28 @@ def dm_chat_streams_an_answer(person: Person, db: Path) -> None:
     assert partial and all(words(p.rstrip("▌")) in words(text) for p in partial), shown_live
 
 
+def reactions_are_added_and_removed(person: Person, db: Path) -> None:
+    """The reaction UI as on Discord (the vote it counts is checked once the bot posts tasks in channels)."""
+    person.act_as("dave")
+    person.open("general")
+    person.page.fill("#input", "Who wants to rank some replies tonight?")
+    person.page.press("#input", "Enter")
+    said = person.page.locator('#messages li[data-author="dave"]').last
+    said.wait_for()
+    person.act_as("carol")
+    said = person.page.locator('#messages li[data-author="dave"]').last
+    said.hover()
+    said.locator('[data-testid="add-reaction"]').click()
+    said.locator('[data-add-emoji="👍"]').click()
+    chip = person.page.locator('#messages li[data-author="dave"]').last.locator('[data-emoji="👍"]')
+    playwright_api.expect(chip).to_have_text("👍 1")
+    playwright_api.expect(chip).to_have_class("mine")
+    person.screenshot("reaction")
+    chip.click()  # carol takes hers back
+    playwright_api.expect(person.page.locator('#messages li[data-author="dave"]').last.locator(
+        '[data-emoji="👍"]')).to_have_count(0)
+
+
 def moderator_sees_the_stats_chart(person: Person, db: Path) -> None:
     person.act_as("mod")
     person.open("tasks")  # /admin is offered in the guild only
@@ -299,6 +321,7 @@ STEPS = [
     another_member_ranks,
     the_page_shows_what_the_database_holds,
     dm_chat_streams_an_answer,
+    reactions_are_added_and_removed,
     moderator_sees_the_stats_chart,
     # Reaction votes on the channel's task posts arrive with issue 10: a step here reacts and checks the vote.
 ]
