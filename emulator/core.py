@@ -183,7 +183,7 @@ class Emulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Emulator:
         from .control import setup_control
         from .rest import setup_rest
-        from .web import setup_web
+        from .web_client import setup_web
 
         app = web.Application(client_max_size=64 * 1024 * 1024)
         setup_rest(app, self)

@@ -13,7 +13,7 @@ import pytest
 from emulator import Emulator
 from emulator.gateway import HEARTBEAT_ACK_DELAY
 from emulator.testing import run_client
-from emulator.web import WEB_ROOT
+from emulator.web_client import WEB_ROOT
 
 
 async def test_index_and_control_root_answer_with_and_without_slash(emulator):
