@@ -57,14 +57,17 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def check_writable(path: str | os.PathLike[str], what: str = "output file") -> None:
-    """Refuse an output path that cannot be written before any work (or overwriting) starts."""
+    """Refuse an output path that cannot be written before any work (or overwriting) starts. Missing
+    folders are fine (they are created) as long as the nearest existing one can be written."""
     target = Path(path)
-    folder = target.parent
     if target.is_dir():
         raise UsageError(f"{what} {target} is a folder")
-    if not folder.is_dir():
-        raise UsageError(f"cannot write {what} {target}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+    existing = target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot write {what} {target}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
         raise UsageError(f"cannot write {what} {target}: permission denied")
 
 
@@ -344,6 +347,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     report = asyncio.run(go())
     print(report.summary())
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(report.as_dict(), handle, indent=2)
     return 0

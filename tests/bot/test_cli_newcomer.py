@@ -90,14 +90,16 @@ def test_unwritable_output_paths_are_refused_before_any_work(capsys, tmp_path):
     db = tmp_path / "sim.db"
     assert oabot(capsys, "simulate", "--users", "4", "--db", str(db))[0] == 0
     before = db.stat().st_mtime_ns
-    missing = tmp_path / "no-such-folder" / "out.jsonl"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    missing = blocker / "sub" / "out.jsonl"  # under a file: no folder can be made there
     code, _, err = oabot(capsys, "export", "--db", str(db), "--format", "sft", "-o", str(missing))
-    assert code == 2 and "does not exist" in one_line_error(err)
+    assert code == 2 and "is not a folder" in one_line_error(err)
     code, _, err = oabot(capsys, "export", "--db", str(db), "--format", "sft", "-o", str(tmp_path))
     assert code == 2 and "is a folder" in one_line_error(err)
     # simulate --export checks its output first: the earlier simulation's database is left alone.
     code, _, err = oabot(capsys, "simulate", "--users", "4", "--db", str(db), "--export", str(missing))
-    assert code == 2 and "does not exist" in one_line_error(err)
+    assert code == 2 and "is not a folder" in one_line_error(err)
     assert db.stat().st_mtime_ns == before
 
 
