@@ -32,6 +32,9 @@ _BASE_ID = 1_459_000_000_000_000_000
 GUILD_ID = _BASE_ID
 CHANNEL_IDS = {name: _BASE_ID + 10 + i for i, name in enumerate(CHANNELS)}
 USER_IDS = {name: _BASE_ID + 100 + i for i, name in enumerate((MODERATOR, *MEMBERS))}
+TASK_POST_MINUTES = 10
+# The first task post comes soon after start, not after the production delay.
+FIRST_POST_SECONDS = 3
 # Authors of the demo trees: database users only (not in the guild), kept off the leaderboard.
 DEMO_AUTHORS = {f"demo-{name}": 9_000_000 + i for i, name in enumerate(("ann", "ben", "cat", "dan", "eve"))}
 
@@ -135,12 +138,26 @@ async def seed_demo(sessions, settings: LabellingSettings) -> bool:  # noqa: ANN
     return True
 
 
+async def set_task_channel(sessions, settings: Settings) -> None:  # noqa: ANN001 (async_sessionmaker)
+    """#tasks gets task posts (reviews and rankings, so reactions on them are votes), as the moderator's
+    `/admin channel set` would do; a channel already set up keeps its settings."""
+    from bot.labelling.context import Context
+    from bot.labelling.post_channels import PostChannels
+
+    channels = PostChannels(sessions, Context(settings.labelling), settings.posts)
+    if await channels.get(CHANNEL_IDS["tasks"]) is None:
+        await channels.set(GUILD_ID, CHANNEL_IDS["tasks"], interval_minutes=TASK_POST_MINUTES, kinds="review,rank",
+                           language=None, actor_discord_id=USER_IDS[MODERATOR], actor_name=MODERATOR)
+
+
 async def prepare_database(settings: Settings, *, demo: bool) -> bool:
-    """Migrate the playground's database and, with `demo`, seed it; returns whether it seeded."""
+    """Migrate the playground's database, set up #tasks and, with `demo`, seed it; returns whether it seeded."""
     engine = db.create_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
     try:
         await db.upgrade(engine)
-        return await seed_demo(db.session_factory(engine), settings.labelling) if demo else False
+        sessions = db.session_factory(engine)
+        await set_task_channel(sessions, settings)
+        return await seed_demo(sessions, settings.labelling) if demo else False
     finally:
         await engine.dispose()
 
@@ -152,7 +169,9 @@ def playground_settings(settings: Settings, emu, database: Path) -> Settings:  #
         "token": emu.token, "api_base_url": emu.rest_url, "gateway_url": emu.gateway_url,
     })
     database_settings = settings.database.model_copy(update={"url": f"sqlite+aiosqlite:///{database}"})
-    return settings.model_copy(update={"discord": discord, "database": database_settings})
+    posts = settings.posts.model_copy(update={
+        "first_post_delay_seconds": min(settings.posts.first_post_delay_seconds, FIRST_POST_SECONDS)})
+    return settings.model_copy(update={"discord": discord, "database": database_settings, "posts": posts})
 
 
 async def run_playground(settings: Settings, *, host: str, port: int, database: Path, demo: bool,

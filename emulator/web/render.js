@@ -140,6 +140,7 @@ export function renderMessage(msg, { me, names, act }) {
   return h("li", {
     class: msg.ephemeral ? "message ephemeral" : "message", id: `m-${msg.id}`, "data-message-id": msg.id,
     "data-author": msg.author.username, "data-revisions": msg.revisions,
+    "data-answers": meta && meta.user ? meta.user.id : null,
   },
   h("div", { class: "avatar", style: bot ? "background:#23a55a" : null }, name.slice(0, 1).toUpperCase()),
   h("div", { class: "body" },

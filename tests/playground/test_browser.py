@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,7 @@ class Person:
     buttons, fills in forms. Every wait is for something visible on the page."""
 
     def __init__(self, page, shots: Path) -> None:
-        self.page, self.shots, self.count = page, shots, 0
+        self.page, self.shots, self.count, self.me = page, shots, 0, None
 
     def screenshot(self, name: str) -> Path:
         self.count += 1
@@ -109,7 +110,8 @@ class Person:
         self.page.wait_for_selector('body[data-loading="0"]', timeout=SLOW)
 
     def act_as(self, username: str) -> None:
-        self.page.select_option("#member", value=str(USER_IDS[username]))
+        self.me = str(USER_IDS[username])
+        self.page.select_option("#member", value=self.me)
         self.loaded()
 
     def open(self, channel: str) -> None:
@@ -131,18 +133,21 @@ class Person:
             else:
                 field.fill(value)
         self.page.click('[data-testid="run-command"]')
-        return self.new_bot_message(before)
+        return self.new_bot_message(before, answering=self.me)
 
-    def bot_message_ids(self) -> set[str]:
-        return set(self.page.eval_on_selector_all('#messages li[data-author="oabot"]',
-                                                  "els => els.map(e => e.dataset.messageId)"))
+    def bot_message_ids(self, answering: str | None = None) -> set[str]:
+        """The bot's messages on the page; with `answering`, only its answers to that member's interactions."""
+        css = '#messages li[data-author="oabot"]' + (f'[data-answers="{answering}"]' if answering else "")
+        return set(self.page.eval_on_selector_all(css, "els => els.map(e => e.dataset.messageId)"))
 
-    def new_bot_message(self, before: set[str]):
+    def new_bot_message(self, before: set[str], answering: str | None = None):
+        """The newest bot message not in `before` (and answering this member, if given), once filled in."""
+        css = '#messages li[data-author="oabot"]' + (f'[data-answers="{answering}"]' if answering else "")
         self.page.wait_for_function(
-            """known => [...document.querySelectorAll('#messages li[data-author="oabot"]')]
+            """([css, known]) => [...document.querySelectorAll(css)]
                  .some(e => !known.includes(e.dataset.messageId) && !e.querySelector('.loading'))""",
-            arg=sorted(before), timeout=SLOW)
-        newest = [i for i in self.bot_message_ids() if i not in before]
+            arg=[css, sorted(before)], timeout=SLOW)
+        newest = [i for i in self.bot_message_ids(answering) if i not in before]
         return self.message(max(newest, key=int))
 
     def message(self, message_id: str):
@@ -280,7 +285,7 @@ def dm_chat_streams_an_answer(person: Person, db: Path) -> None:
 
 
 def reactions_are_added_and_removed(person: Person, db: Path) -> None:
-    """The reaction UI as on Discord (the vote it counts is checked once the bot posts tasks in channels)."""
+    """The reaction UI as on Discord, on a member's message."""
     person.act_as("dave")
     person.open("general")
     person.page.fill("#input", "Who wants to rank some replies tonight?")
@@ -299,6 +304,24 @@ def reactions_are_added_and_removed(person: Person, db: Path) -> None:
     chip.click()  # carol takes hers back
     playwright_api.expect(person.page.locator('#messages li[data-author="dave"]').last.locator(
         '[data-emoji="👍"]')).to_have_count(0)
+
+
+def reaction_vote_is_counted(person: Person, db: Path) -> None:
+    """#tasks gets the bot's task posts; a 👍 on one is a vote the database records."""
+    person.act_as("dave")
+    person.open("tasks")
+    post = person.page.locator('#messages li[data-author="oabot"]:not(.ephemeral)').first
+    post.wait_for(timeout=SLOW)
+    post.hover()
+    post.locator('[data-testid="add-reaction"]').click()
+    post.locator('[data-add-emoji="👍"]').click()
+    playwright_api.expect(post.locator('[data-emoji="👍"]')).to_have_class("mine")
+    person.screenshot("reaction-vote")
+    votes = "SELECT count(*) FROM reactions r JOIN users u ON u.id = r.user_id WHERE u.discord_id = ?"
+    deadline = time.monotonic() + SLOW / 1000
+    while db_rows(db, votes, USER_IDS["dave"])[0][0] == 0:
+        assert time.monotonic() < deadline, "the vote never reached the database"
+        time.sleep(0.2)
 
 
 def moderator_sees_the_stats_chart(person: Person, db: Path) -> None:
@@ -322,8 +345,8 @@ STEPS = [
     the_page_shows_what_the_database_holds,
     dm_chat_streams_an_answer,
     reactions_are_added_and_removed,
+    reaction_vote_is_counted,
     moderator_sees_the_stats_chart,
-    # Reaction votes on the channel's task posts arrive with issue 10: a step here reacts and checks the vote.
 ]
 
 
