@@ -6,18 +6,19 @@ import asyncio
 import gc
 import logging
 import signal
-from dataclasses import dataclass
 
 import discord
 import yarl
 from discord.ext import commands
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import jobs
 from bot.chat.service import ChatService
 from bot.chat.synthetic import SyntheticReplier
 from bot.config import ChatSettings, Settings
 from bot.labelling.service import LabellingService
+from bot.services import Services
+from cogs.command_errors import PoliteCommandTree
 from model_runner import CHAT_DISABLED_MESSAGE, ChatRunner, build_runner, preset, resolve_model_path
 from model_runner.reloadable import ReloadableRunner
 from storage import db
@@ -41,21 +42,6 @@ def bot_intents() -> discord.Intents:
     intents.guild_messages = True
     intents.guild_reactions = True
     return intents
-
-
-@dataclass
-class Services:
-    """What cogs may use; each is Discord-free."""
-
-    settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    labelling: LabellingService
-    chat: ChatService | None = None
-    chat_runner: ChatRunner | None = None
-    # Why chat is off, in words users can be shown; None while chat works.
-    chat_unavailable_reason: str | None = None
-    synthetic: SyntheticReplier | None = None
 
 
 def preflight_model(settings: ChatSettings) -> None:
@@ -96,8 +82,7 @@ async def start_chat(
     runner = ReloadableRunner(built, build)
     await runner.start()
     log.info("chat model %s ready (%s)", runner.model_name, type(built).__name__)
-    service = ChatService(sessions, settings, runner.count_tokens, runner.model_name)
-    return service, runner, None
+    return ChatService(sessions, settings, runner), runner, None
 
 
 class OABot(commands.Bot):
@@ -110,6 +95,7 @@ class OABot(commands.Bot):
             owner_ids=set(settings.discord.owner_ids) or None,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=PoliteCommandTree,
         )
         self.settings = settings
         self.services: Services | None = None
@@ -169,6 +155,15 @@ class OABot(commands.Bot):
 
     async def _close(self) -> None:
         log.info("shutting down")
+        # Cogs with work in progress (a reply being streamed) finish it or put it aside first, while the
+        # bot still listens, so what arrives meanwhile is stored rather than missed.
+        for cog in list(self.cogs.values()):
+            drain = getattr(cog, "drain", None)
+            if drain is not None:
+                try:
+                    await drain()
+                except Exception:
+                    log.exception("draining %s failed", type(cog).__name__)
         # Cogs unload first so they finish or persist work in progress while the database is open.
         for extension in list(self.extensions):
             try:

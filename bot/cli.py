@@ -122,6 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import discord
 
     from bot.app import serve
+    from model_runner import ModelConfigError
 
     api = settings.discord.api_base_url
     try:
@@ -134,6 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (aiohttp.ClientError, discord.GatewayNotFound, discord.ConnectionClosed, OSError) as exc:
         raise UsageError(f"cannot reach Discord at {api}: {exc}; check the network and [discord] api_base_url "
                          "and gateway_url") from None
+    except ModelConfigError as exc:  # e.g. the OpenAI-compatible server is down or refuses the key
+        raise UsageError(f"[chat] {exc}") from None
     return 0
 
 
@@ -289,11 +292,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _add_export_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     export = commands.add_parser(
-        "export", parents=[common], help="write the collected data as oasst1 trees/messages, preference pairs or SFT"
+        "export", parents=[common], help="write the collected data as oasst1 trees/messages, preference pairs, SFT or rated chat replies (KTO)"
     )
     export.add_argument("--db", metavar="PATH", help="the bot's SQLite database (default: [database] url of the config)")
-    export.add_argument("--format", required=True, choices=["oasst-trees", "oasst-messages", "preferences", "sft"],
-                        help="oasst1 trees or flat messages, DPO preference pairs, or SFT conversations")
+    export.add_argument("--format", required=True,
+                        choices=["oasst-trees", "oasst-messages", "preferences", "sft", "ratings"],
+                        help="oasst1 trees or flat messages, DPO preference pairs, SFT conversations, or rated "
+                             "chat replies (KTO)")
     export.add_argument("-o", "--output", required=True, metavar="FILE", help=".jsonl, or .jsonl.gz to compress")
     export.add_argument("--lang", action="append", metavar="LANG", help="only these languages (repeat or a,b)")
     export.add_argument(

@@ -158,11 +158,15 @@ class ChatSettings(Section):
     preset: Literal["k50", "k50-creative", "k50-precise", "nucleus9"] = "k50"
     # Fixed sampling seed (each reply offsets it, so regenerations differ); None draws a random one.
     seed: NonNegInt | None = None
+    # A regeneration samples at least this hot, so it does not repeat the answer it replaces.
+    regeneration_min_temperature: Annotated[float, Field(ge=0, le=5)] = 0.7
     state_cache_mb: NonNegInt = 512
     rate_limit_messages: PosInt = 20
     rate_limit_window_minutes: PosInt = 10
     edit_interval_seconds: Annotated[float, Field(ge=0.2)] = 1.0
     reply_timeout_seconds: PosInt = 180
+    # At shutdown, running replies get this long to finish; the rest are finished after the restart.
+    shutdown_grace_seconds: NonNegFloat = 15
     answer_mentions: bool = False
     synthetic_replies: bool = False
     openai_base_url: str = "http://127.0.0.1:8080/v1"

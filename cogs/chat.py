@@ -1,4 +1,8 @@
-"""Chat with the local model in DMs: streamed replies, ratings, regenerate / keep, /chat commands."""
+"""Chat with the local model in DMs: streamed replies, ratings, regenerate / keep, /chat commands.
+
+Only Discord here: the rules of a reply (context, sampling, outcomes, what counts as stale) are
+in ``bot.chat``; this cog reads messages and clicks, calls the service, and renders the result.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,34 @@ import asyncio
 import io
 import logging
 import re
-from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.chat.service import PRESET_NAMES, ChatError, ChatService, ChatTurn, RateLimited
+from bot.chat.generation import ReplyGeneration, ReplyOutcome
+from bot.chat.service import PRESET_NAMES, ChatError, ChatService, Duplicate, RateLimited, ShownReply
+from cogs.labelling import answering
 from cogs.streaming import StreamedMessage
-from model_runner import preset as sampling_preset
-from storage.enums import ChatMessageState
+
+if TYPE_CHECKING:
+    from bot.app import OABot
 
 log = logging.getLogger(__name__)
 
-
-
 NO_CHAT = "Chat is switched off on this bot."
+RESTARTING_NEW = "*I'm restarting; I'll answer this as soon as I'm back.*"
+RESTARTING_PARTIAL = "*I'm restarting; I'll finish this reply right here as soon as I'm back.*"
+RESUMED = "*I was restarted while answering you; here is my reply.*\n"
+DROPPED = "*Older messages were left out to fit my memory.*\n"
+APOLOGIES = {
+    "timeout": "*Sorry, that took too long and I stopped. Please try again.*",
+    "too_long": "*Sorry, our conversation no longer fits my memory. Start a new one with /chat reset.*",
+}
+APOLOGY = "*Sorry, something went wrong while I was answering. Please try again in a moment.*"
+# After a shutdown lets running replies finish (or suspends them), their last edits get this long.
+SUSPEND_SECONDS = 10
 
 
 class ReplyButton(discord.ui.DynamicItem[discord.ui.Button], template=r"chat:(?P<action>up|down|regen|keep):(?P<id>\d+)"):
@@ -73,260 +88,6 @@ def reply_view(reply_id: int, *, feedback: int | None = None, alternatives: bool
     return view
 
 
-class ChatCog(commands.Cog, name="Chat"):
-    chat_group = app_commands.Group(name="chat", description="Chat with the bot's language model in DMs")
-
-    def __init__(self, bot: Any, chat: ChatService | None, runner: Any, unavailable_reason: str | None) -> None:
-        self.bot = bot
-        self.chat = chat
-        self.runner = runner
-        self.unavailable_reason = unavailable_reason
-        self.settings = bot.settings.chat
-        self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._streams: set[Any] = set()
-        self._resuming: asyncio.Task[None] | None = None
-
-    async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(ReplyButton)
-        if self.chat is not None:
-            self._resuming = asyncio.create_task(self._answer_interrupted())
-
-    async def _answer_interrupted(self) -> None:
-        """Answer the messages a crash or restart left without a reply: nothing a user wrote is lost."""
-        assert self.chat is not None
-        turns = await self.chat.interrupted_turns()
-        if not turns:
-            return
-        await self.bot.wait_until_ready()
-        log.info("answering %d chat messages interrupted by a restart", len(turns))
-        for channel_id, turn in turns:
-            try:
-                channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
-                async with self._user_locks[turn.user_discord_id]:
-                    await self.stream_reply(
-                        channel, turn, preface="*I was restarted while answering you; here is my reply.*\n"
-                    )
-            except discord.HTTPException:
-                log.exception("could not resume chat reply %s", turn.reply_id)
-                await self.chat.finish_reply(turn.reply_id, "", state=ChatMessageState.FAILED)
-
-    async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(ReplyButton)
-        if self._resuming is not None:
-            self._resuming.cancel()
-        for stream in list(self._streams):
-            stream.cancel()
-
-    # ----- messages ----------------------------------------------------------------------------
-
-    def _addressed_to_me(self, message: discord.Message) -> bool:
-        if message.author.bot or self.bot.user is None:
-            return False
-        if message.guild is None:
-            return True
-        return self.settings.answer_mentions and self.bot.user in message.mentions
-
-    def _clean_text(self, message: discord.Message) -> str:
-        text = message.content
-        if message.guild is not None and self.bot.user is not None:
-            text = re.sub(rf"<@!?{self.bot.user.id}>", "", text)
-        return text.strip()
-
-    @commands.Cog.listener()
-    async def on_message(self, message: discord.Message) -> None:
-        if not self._addressed_to_me(message):
-            return
-        if self.chat is None:
-            await message.channel.send(self.unavailable_reason or NO_CHAT)
-            return
-        async with self._user_locks[message.author.id]:
-            # One turn at a time per user, so a quick second message sees the first reply in its context.
-            try:
-                turn = await self.chat.begin_turn(
-                    message.author.id,
-                    self._clean_text(message),
-                    display_name=message.author.display_name,
-                    channel_id=message.channel.id,
-                    discord_message_id=message.id,
-                )
-            except RateLimited as limited:
-                await message.channel.send(
-                    f"{limited.message} You can write again {discord.utils.format_dt(limited.retry_at, 'R')}."
-                )
-                return
-            except ChatError as refused:
-                await message.channel.send(refused.message)
-                return
-            await self.stream_reply(message.channel, turn, reference=message if message.guild else None)
-
-    async def stream_reply(self, channel: discord.abc.Messageable, turn: ChatTurn, *,
-                           reference: discord.Message | None = None, alternatives: bool = False,
-                           preface: str = "") -> None:
-        assert self.chat is not None
-        seed = None if self.settings.seed is None else (self.settings.seed + turn.reply_id) % (2**32 - 1)
-        params = sampling_preset(turn.preset, max_tokens=self.settings.max_reply_tokens, seed=seed)
-        note = preface + ("*Older messages were left out to fit my memory.*\n" if turn.dropped_messages else "")
-        writer = StreamedMessage(channel, self.settings.edit_interval_seconds, reference=reference)
-        queue_notice: dict[str, Any] = {}
-
-        async def on_position(position: int) -> None:
-            if position and position >= 1:
-                queue_notice["text"] = f"*You are #{position} in the queue, one moment…*"
-                await writer.status(queue_notice["text"])
-
-        stream = self.runner.stream_chat(
-            turn.messages, params, user_key=turn.owner_key, conversation_key=turn.conversation_key,
-            on_position=lambda p: asyncio.ensure_future(on_position(p)),
-        )
-        self._streams.add(stream)
-        text = ""
-        state = ChatMessageState.COMPLETE
-        result = None
-        try:
-            async with asyncio.timeout(self.settings.reply_timeout_seconds):
-                async with channel.typing():
-                    async for chunk in stream:
-                        text += chunk
-                        await writer.update(note + text)
-            result = stream.result
-        except TimeoutError:
-            stream.cancel()
-            state = ChatMessageState.CANCELLED
-            log.warning("chat reply %s timed out", turn.reply_id)
-        except Exception:
-            stream.cancel()
-            state = ChatMessageState.FAILED
-            log.exception("chat reply %s failed", turn.reply_id)
-        finally:
-            self._streams.discard(stream)
-
-        if state == ChatMessageState.COMPLETE and not text.strip():
-            state = ChatMessageState.FAILED
-        # Stored before the buttons appear, so a click can never find the reply unfinished.
-        await self.chat.finish_reply(
-            turn.reply_id,
-            text,
-            state=state,
-            prompt_tokens=result.prompt_tokens if result else None,
-            completion_tokens=result.completion_tokens if result else None,
-            generation_ms=int(result.total_s * 1000) if result else None,
-        )
-        if state == ChatMessageState.COMPLETE:
-            last = await writer.finish(note + text, view=reply_view(turn.reply_id, alternatives=alternatives))
-            await self.chat.link_discord_message(turn.reply_id, last.id)
-        else:
-            apology = (
-                "*Sorry, that took too long and I stopped. Please try again.*"
-                if state == ChatMessageState.CANCELLED
-                else "*Sorry, something went wrong while I was answering. Please try again in a moment.*"
-            )
-            await writer.finish((note + text + "\n\n" if text.strip() else "") + apology, view=None)
-
-    # ----- buttons -----------------------------------------------------------------------------
-
-    async def on_reply_button(self, interaction: discord.Interaction, action: str, reply_id: int) -> None:
-        assert self.chat is not None
-        try:
-            if action in ("up", "down"):
-                value = await self.chat.rate(interaction.user.id, reply_id, 1 if action == "up" else -1)
-                view = _rebuild_view(interaction.message, reply_id, feedback=value)
-                await interaction.response.edit_message(view=view)
-            elif action == "keep":
-                result = await self.chat.keep(interaction.user.id, reply_id)
-                await interaction.response.edit_message(view=_rebuild_view(interaction.message, reply_id, kept=True))
-                await interaction.followup.send(
-                    f"Kept this answer over {len(result.alternatives) - 1} other(s); the conversation continues "
-                    "from it. Thanks, that choice helps train better models.",
-                    ephemeral=True,
-                )
-            elif action == "regen":
-                async with self._user_locks[interaction.user.id]:
-                    turn = await self.chat.regenerate(interaction.user.id, reply_id)
-                    # The earlier answer loses its Regenerate button and gains "Keep this one".
-                    await interaction.response.edit_message(
-                        view=_rebuild_view(interaction.message, reply_id, latest=False, alternatives=True)
-                    )
-                    await self.stream_reply(interaction.channel, turn, alternatives=True)
-        except ChatError as refused:
-            if interaction.response.is_done():
-                await interaction.followup.send(refused.message, ephemeral=True)
-            else:
-                await interaction.response.send_message(refused.message, ephemeral=True)
-
-    # ----- slash commands ----------------------------------------------------------------------
-
-    async def _require_chat(self, interaction: discord.Interaction) -> ChatService | None:
-        if self.chat is None:
-            await interaction.response.send_message(
-                self.unavailable_reason or NO_CHAT, ephemeral=True
-            )
-        return self.chat
-
-    @chat_group.command(name="reset", description="Start a new conversation; I forget the current one")
-    async def reset(self, interaction: discord.Interaction) -> None:
-        if (chat := await self._require_chat(interaction)) is None:
-            return
-        ended = await chat.reset(interaction.user.id)
-        await interaction.response.send_message(
-            "Done: your next message starts a new conversation." if ended else "There was no conversation to reset.",
-            ephemeral=True,
-        )
-
-    @chat_group.command(name="system", description="Set the system prompt of your conversations (empty resets)")
-    @app_commands.describe(prompt="How the assistant should behave; leave out to go back to the default")
-    async def system(self, interaction: discord.Interaction, prompt: str | None = None) -> None:
-        if (chat := await self._require_chat(interaction)) is None:
-            return
-        try:
-            settings = await chat.set_system_prompt(interaction.user.id, prompt)
-        except ChatError as refused:
-            await interaction.response.send_message(refused.message, ephemeral=True)
-            return
-        what = "your own" if settings.custom_system_prompt else "the default"
-        await interaction.response.send_message(
-            f"System prompt set to {what}:\n> {discord.utils.escape_markdown(settings.system_prompt)[:1800]}",
-            ephemeral=True,
-        )
-
-    @chat_group.command(name="preset", description="Choose how the model samples its words")
-    @app_commands.describe(name="k50 (balanced), k50-creative, k50-precise or nucleus9")
-    @app_commands.choices(name=[app_commands.Choice(name=p, value=p) for p in PRESET_NAMES])
-    async def preset(self, interaction: discord.Interaction, name: app_commands.Choice[str]) -> None:
-        if (chat := await self._require_chat(interaction)) is None:
-            return
-        try:
-            settings = await chat.set_preset(interaction.user.id, name.value)
-        except ChatError as refused:
-            await interaction.response.send_message(refused.message, ephemeral=True)
-            return
-        await interaction.response.send_message(f"Sampling preset: **{settings.preset}**.", ephemeral=True)
-
-    @chat_group.command(name="export", description="Download your own conversations as a JSON lines file")
-    async def export(self, interaction: discord.Interaction) -> None:
-        if (chat := await self._require_chat(interaction)) is None:
-            return
-        data = await chat.export_user(interaction.user.id)
-        if not data:
-            await interaction.response.send_message("You have no conversations yet.", ephemeral=True)
-            return
-        await interaction.response.send_message(
-            "Here are your conversations.", file=discord.File(io.BytesIO(data), "conversations.jsonl"),
-            ephemeral=True,
-        )
-
-    @chat_group.command(name="optout", description="Keep your chats out of (or back in) the training data")
-    @app_commands.describe(enabled="True keeps your chats out of every export; False allows their use")
-    async def optout(self, interaction: discord.Interaction, enabled: bool = True) -> None:
-        if (chat := await self._require_chat(interaction)) is None:
-            return
-        await chat.set_opt_out(interaction.user.id, enabled)
-        await interaction.response.send_message(
-            "Your chats are now kept out of every dataset export." if enabled
-            else "Your chats may now be used in dataset exports. Thank you!",
-            ephemeral=True,
-        )
-
-
 def _rebuild_view(message: discord.Message | None, reply_id: int, *, feedback: int | None = None,
                   latest: bool | None = None, alternatives: bool | None = None,
                   kept: bool | None = None) -> discord.ui.View:
@@ -349,6 +110,301 @@ def _rebuild_view(message: discord.Message | None, reply_id: int, *, feedback: i
     )
 
 
-async def setup(bot: Any) -> None:
+def _apology(outcome: ReplyOutcome) -> str:
+    if outcome.suspended:
+        return RESTARTING_PARTIAL
+    return APOLOGIES.get(outcome.problem or "", APOLOGY)
+
+
+class ChatCog(commands.Cog, name="Chat"):
+    chat_group = app_commands.Group(name="chat", description="Chat with the bot's language model in DMs")
+
+    def __init__(self, bot: OABot, chat: ChatService | None, unavailable_reason: str | None) -> None:
+        self.bot = bot
+        self.chat = chat
+        self.unavailable_reason = unavailable_reason
+        self.settings = bot.settings.chat
+        # Tasks writing replies, and the generations they run: a shutdown waits for them.
+        self._writers: set[asyncio.Task[object]] = set()
+        self._generations: set[ReplyGeneration] = set()
+        self._stopping = False
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(ReplyButton)
+        if self.chat is not None:
+            self._spawn(self._resume_interrupted())
+
+    def _spawn(self, work: object) -> None:
+        task = asyncio.ensure_future(work)  # type: ignore[arg-type]
+        self._writers.add(task)
+        task.add_done_callback(self._writers.discard)
+
+    async def drain(self) -> None:
+        """A clean stop (the bot calls this before unloading cogs, while still listening): take no new
+        replies, let running ones finish within the grace period, and leave the rest for the restart
+        with a note instead of a cursor. Messages arriving meanwhile are stored and answered then."""
+        self._stopping = True
+        if self._writers:
+            await asyncio.wait(set(self._writers), timeout=self.settings.shutdown_grace_seconds)
+        for generation in list(self._generations):
+            generation.suspend()
+        if self._writers:
+            await asyncio.wait(set(self._writers), timeout=SUSPEND_SECONDS)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(ReplyButton)
+        for task in list(self._writers):
+            task.cancel()
+
+    async def _resume_interrupted(self) -> None:
+        """Finish the replies a crash or a restart interrupted: nothing a user wrote is lost."""
+        assert self.chat is not None
+        interrupted = await self.chat.interrupted_replies()
+        if not interrupted:
+            return
+        await self.bot.wait_until_ready()
+        log.info("finishing %d chat replies interrupted by a restart", len(interrupted))
+        for reply in interrupted:
+            if reply.channel_id is None:
+                continue
+            channel = self.bot.get_partial_messageable(reply.channel_id)
+            pages = [channel.get_partial_message(page) for page in reply.page_ids]
+            self._spawn(self._resume(channel, reply.reply_id, reply.user_discord_id, pages))
+
+    async def _resume(self, channel: discord.PartialMessageable, reply_id: int, user_id: int,
+                      pages: list[discord.PartialMessage]) -> None:
+        try:
+            await self._write_reply(channel, reply_id, user_id, pages=pages, preface=RESUMED)
+        except discord.HTTPException:
+            log.exception("could not finish chat reply %s after the restart", reply_id)
+
+    # ----- messages ----------------------------------------------------------------------------
+
+    def _addressed_to_me(self, message: discord.Message) -> bool:
+        if message.author.bot or self.bot.user is None:
+            return False
+        if message.guild is None:
+            return True
+        return self.settings.answer_mentions and self.bot.user in message.mentions
+
+    def _clean_text(self, message: discord.Message) -> str:
+        text = message.content
+        if message.guild is not None and self.bot.user is not None:
+            text = re.sub(rf"<@!?{self.bot.user.id}>", "", text)
+        return text
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if not self._addressed_to_me(message):
+            return
+        if self.chat is None:
+            await message.channel.send(self.unavailable_reason or NO_CHAT)
+            return
+        try:
+            accepted = await self.chat.accept_message(
+                message.author.id,
+                self._clean_text(message),
+                display_name=message.author.display_name,
+                channel_id=message.channel.id,
+                discord_message_id=message.id,
+            )
+        except Duplicate:
+            return  # a replayed gateway event: this message is (being) answered already
+        except RateLimited as limited:
+            await message.channel.send(
+                f"{limited.message} You can write again {discord.utils.format_dt(limited.retry_at, 'R')}."
+            )
+            return
+        except ChatError as refused:
+            await message.channel.send(refused.message)
+            return
+        if self._stopping:
+            await message.channel.send(RESTARTING_NEW)  # stored: answered after the restart
+            return
+        await self._tracked(self._write_reply(message.channel, accepted.reply_id, message.author.id,
+                                              reference=message if message.guild else None))
+
+    async def _tracked(self, work: object) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._writers.add(task)
+        try:
+            await work  # type: ignore[misc]
+        finally:
+            self._writers.discard(task)
+
+    async def _write_reply(self, channel: discord.abc.Messageable, reply_id: int, user_id: int, *,
+                           reference: discord.Message | None = None, preface: str = "",
+                           pages: list[discord.PartialMessage] | None = None) -> None:
+        assert self.chat is not None
+        chat = self.chat
+        writer = StreamedMessage(channel, self.settings.edit_interval_seconds, reference=reference, pages=pages or [],
+                                 on_pages=lambda ids: chat.record_pages(reply_id, ids))
+
+        async def show_place(position: int) -> None:
+            if position >= 1:
+                await writer.status(f"*You are #{position} in the queue, one moment…*")
+
+        async with chat.user_lock(user_id):
+            if self._stopping:
+                if not pages:
+                    await channel.send(RESTARTING_NEW)
+                return
+            try:
+                generation = await chat.start_generation(reply_id, on_position=show_place)
+            except ChatError as refused:
+                await writer.finish(refused.message, view=None)
+                return
+            self._generations.add(generation)
+            try:
+                await self._retire_buttons(channel, generation.stale)
+                note = preface + (DROPPED if generation.turn.dropped_messages else "")
+                async with channel.typing():
+                    async for text in generation:
+                        await writer.update(note + text)
+            finally:
+                self._generations.discard(generation)
+                await generation.close()
+            outcome = generation.outcome
+            assert outcome is not None
+            if outcome.complete:
+                await writer.finish(note + outcome.text,
+                                    view=reply_view(reply_id, alternatives=generation.turn.regeneration, kept=False))
+            else:
+                shown = note + outcome.text + "\n\n" if outcome.text.strip() else ""
+                await writer.finish(shown + _apology(outcome), view=None)
+
+    async def _retire_buttons(self, channel: discord.abc.Messageable, replies: list[ShownReply]) -> None:
+        """A newer turn began: the previous answers keep only their rating buttons."""
+        for reply in replies:
+            try:
+                await channel.get_partial_message(reply.discord_message_id).edit(  # type: ignore[attr-defined]
+                    view=reply_view(reply.reply_id, feedback=reply.feedback, latest=False)
+                )
+            except discord.HTTPException:
+                log.info("could not update the buttons of chat reply %s", reply.reply_id)
+
+    # ----- buttons -----------------------------------------------------------------------------
+
+    async def on_reply_button(self, interaction: discord.Interaction, action: str, reply_id: int) -> None:
+        assert self.chat is not None
+        user = interaction.user
+        try:
+            if action in ("up", "down"):
+                value = await answering.run(
+                    interaction, self.chat.rate(user.id, reply_id, 1 if action == "up" else -1,
+                                                display_name=user.display_name))
+                await answering.update(interaction, view=_rebuild_view(interaction.message, reply_id, feedback=value))
+            elif action == "keep":
+                result = await answering.run(interaction, self.chat.keep(user.id, reply_id,
+                                                                         display_name=user.display_name))
+                await answering.update(interaction, view=_rebuild_view(interaction.message, reply_id, kept=True))
+                for other in result.others_shown:
+                    await self._show_alternative(interaction.channel, other)
+                choice = (f"Kept this answer over {result.pairs_recorded} other(s); the conversation continues "
+                          "from it. Thanks, that choice helps train better models." if result.pairs_recorded else
+                          "Kept this answer; the conversation continues from it. (It reads the same as the other "
+                          "answer, so it tells nothing about which is better.)")
+                await answering.note(interaction, choice)
+            elif action == "regen":
+                # Defer first: the new answer waits for the user's running reply, maybe for long.
+                await interaction.response.defer()
+                accepted = await self.chat.regenerate(user.id, reply_id, display_name=user.display_name)
+                # The earlier answer loses its Regenerate button and gains "Keep this one".
+                await interaction.edit_original_response(
+                    view=_rebuild_view(interaction.message, reply_id, latest=False, alternatives=True, kept=False)
+                )
+                if interaction.channel is not None:
+                    await self._tracked(self._write_reply(interaction.channel, accepted.reply_id, user.id))
+        except ChatError as refused:
+            await answering.note(interaction, refused.message)
+
+    async def _show_alternative(self, channel: object, reply: ShownReply) -> None:
+        try:
+            await channel.get_partial_message(reply.discord_message_id).edit(  # type: ignore[attr-defined]
+                view=reply_view(reply.reply_id, feedback=reply.feedback, latest=False, alternatives=True,
+                                kept=reply.kept)
+            )
+        except discord.HTTPException:
+            log.info("could not update the buttons of chat reply %s", reply.reply_id)
+
+    # ----- slash commands ----------------------------------------------------------------------
+
+    async def _require_chat(self, interaction: discord.Interaction) -> ChatService | None:
+        if self.chat is None:
+            await interaction.response.send_message(self.unavailable_reason or NO_CHAT, ephemeral=True)
+        return self.chat
+
+    @chat_group.command(name="reset", description="Start a new conversation; I forget the current one")
+    async def reset(self, interaction: discord.Interaction) -> None:
+        if (chat := await self._require_chat(interaction)) is None:
+            return
+        ended = await answering.run(interaction, chat.reset(interaction.user.id,
+                                                            display_name=interaction.user.display_name))
+        await answering.show(
+            interaction,
+            content="Done: your next message starts a new conversation." if ended
+            else "There was no conversation to reset.",
+        )
+
+    @chat_group.command(name="system", description="Set the system prompt of your conversations (empty resets)")
+    @app_commands.describe(prompt="How the assistant should behave; leave out to go back to the default")
+    async def system(self, interaction: discord.Interaction, prompt: str | None = None) -> None:
+        if (chat := await self._require_chat(interaction)) is None:
+            return
+        try:
+            settings = await answering.run(interaction, chat.set_system_prompt(
+                interaction.user.id, prompt, display_name=interaction.user.display_name))
+        except ChatError as refused:
+            await answering.show(interaction, content=refused.message)
+            return
+        what = "your own" if settings.custom_system_prompt else "the default"
+        await answering.show(
+            interaction,
+            content=f"System prompt set to {what}:\n> {discord.utils.escape_markdown(settings.system_prompt)[:1800]}",
+        )
+
+    @chat_group.command(name="preset", description="Choose how the model samples its words")
+    @app_commands.describe(name="k50 (balanced), k50-creative, k50-precise or nucleus9")
+    @app_commands.choices(name=[app_commands.Choice(name=p, value=p) for p in PRESET_NAMES])
+    async def preset(self, interaction: discord.Interaction, name: app_commands.Choice[str]) -> None:
+        if (chat := await self._require_chat(interaction)) is None:
+            return
+        try:
+            settings = await answering.run(interaction, chat.set_preset(
+                interaction.user.id, name.value, display_name=interaction.user.display_name))
+        except ChatError as refused:
+            await answering.show(interaction, content=refused.message)
+            return
+        await answering.show(interaction, content=f"Sampling preset: **{settings.preset}**.")
+
+    @chat_group.command(name="export", description="Download your own conversations as a JSON lines file")
+    async def export(self, interaction: discord.Interaction) -> None:
+        if (chat := await self._require_chat(interaction)) is None:
+            return
+        data = await answering.run(interaction, chat.export_user(interaction.user.id,
+                                                                 display_name=interaction.user.display_name))
+        if not data:
+            await answering.show(interaction, content="You have no conversations yet.")
+            return
+        await answering.show(interaction, content="Here are your conversations.",
+                             attachments=[discord.File(io.BytesIO(data), "conversations.jsonl")])
+
+    @chat_group.command(name="optout", description="Keep your chats out of (or back in) the training data")
+    @app_commands.describe(enabled="True keeps your chats out of every export; False allows their use")
+    async def optout(self, interaction: discord.Interaction, enabled: bool = True) -> None:
+        if (chat := await self._require_chat(interaction)) is None:
+            return
+        await answering.run(interaction, chat.set_opt_out(interaction.user.id, enabled,
+                                                          display_name=interaction.user.display_name))
+        await answering.show(
+            interaction,
+            content="Your chats are now kept out of every dataset export." if enabled
+            else "Your chats may now be used in dataset exports. Thank you!",
+        )
+
+
+async def setup(bot: OABot) -> None:
     services = bot.services
-    await bot.add_cog(ChatCog(bot, services.chat, services.chat_runner, services.chat_unavailable_reason))
+    assert services is not None
+    await bot.add_cog(ChatCog(bot, services.chat, services.chat_unavailable_reason))

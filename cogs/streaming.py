@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import discord
@@ -13,24 +15,40 @@ from bot.chat.pages import split_pages
 CURSOR = " ▌"
 PAGE_LIMIT = 2000 - len(CURSOR)
 
+PagesCallback = Callable[[list[int]], Awaitable[None]]
+
 
 class StreamedMessage:
-    """Streams text into as few messages as possible, editing at most once per interval."""
+    """Streams text into as few messages as possible, editing at most once per interval.
+
+    ``pages`` are messages an interrupted attempt already wrote: they are edited in place (and
+    the ones the new text does not need are deleted), so a reply finished after a restart appears
+    where it started. ``on_pages`` hears the message ids whenever a page is added or removed."""
 
     def __init__(self, channel: discord.abc.Messageable, interval: float, *,
-                 reference: discord.Message | None = None) -> None:
+                 reference: discord.Message | None = None,
+                 pages: Sequence[discord.Message | discord.PartialMessage] = (),
+                 on_pages: PagesCallback | None = None) -> None:
         self.channel = channel
         self.interval = interval
         self.reference = reference
-        self.messages: list[discord.Message] = []
-        self.shown: list[str] = []
+        self.messages: list[discord.Message | discord.PartialMessage] = list(pages)
+        # What each page shows; unknown (None) for pages written before a restart.
+        self.shown: list[str | None] = [None] * len(self.messages)
+        self.on_pages = on_pages
         self.last_edit = 0.0
+        self._streamed = False
         # The queue-position notice and the stream itself both write; one at a time.
         self._lock = asyncio.Lock()
 
+    @property
+    def page_ids(self) -> list[int]:
+        return [message.id for message in self.messages]
+
     async def status(self, text: str) -> None:
+        """A notice (e.g. the place in the queue) shown until the reply's text starts."""
         async with self._lock:
-            if not self.messages:
+            if not self._streamed:
                 await self._show(0, text)
 
     async def update(self, text: str) -> None:
@@ -38,25 +56,44 @@ class StreamedMessage:
             return
         await self._render(text, cursor=True)
 
-    async def finish(self, text: str, *, view: discord.ui.View | None) -> discord.Message | None:
+    async def finish(self, text: str, *, view: discord.ui.View | None) -> discord.Message | discord.PartialMessage:
         return await self._render(text, cursor=False, view=view)
 
-    async def _render(self, text: str, *, cursor: bool, view: discord.ui.View | None = None) -> discord.Message:
+    async def _render(self, text: str, *, cursor: bool,
+                      view: discord.ui.View | None = None) -> discord.Message | discord.PartialMessage:
         pages = split_pages(text or "…", PAGE_LIMIT)
         async with self._lock:
+            self._streamed = True
             for index, page in enumerate(pages):
                 is_last = index == len(pages) - 1
                 shown = page + (CURSOR if cursor and is_last else "")
                 last = await self._show(index, shown, view=view if is_last else None, force=is_last and not cursor)
+            if not cursor and len(self.messages) > len(pages):
+                await self._drop_pages_after(len(pages))
             self.last_edit = time.monotonic()
             return last
 
+    async def _drop_pages_after(self, count: int) -> None:
+        extra, self.messages, self.shown = self.messages[count:], self.messages[:count], self.shown[:count]
+        for message in extra:
+            with contextlib.suppress(discord.NotFound):
+                await message.delete()
+        await self._pages_changed()
+
+    async def _pages_changed(self) -> None:
+        if self.on_pages is not None:
+            await self.on_pages(self.page_ids)
+
     async def _show(self, index: int, text: str, *, view: discord.ui.View | None = None,
-                    force: bool = False) -> discord.Message:
+                    force: bool = False) -> discord.Message | discord.PartialMessage:
         extra: dict[str, Any] = {"view": view} if view is not None else {}
         if index < len(self.messages):
             if self.shown[index] != text or force:
-                self.messages[index] = await self.messages[index].edit(content=text, **extra)
+                try:
+                    self.messages[index] = await self.messages[index].edit(content=text, **extra)
+                except discord.NotFound:  # someone deleted the page: write it again below the others
+                    self.messages[index] = await self.channel.send(text, **extra)
+                    await self._pages_changed()
                 self.shown[index] = text
             return self.messages[index]
         kwargs: dict[str, Any] = dict(extra)
@@ -66,4 +103,5 @@ class StreamedMessage:
         message = await self.channel.send(text, **kwargs)
         self.messages.append(message)
         self.shown.append(text)
+        await self._pages_changed()
         return message

@@ -417,7 +417,12 @@ class ChatMessage(Base):
     feedback: Mapped[int | None]
     # Among regenerated alternatives, the one the user kept continues the conversation.
     kept: Mapped[bool] = mapped_column(Boolean, default=True)
-    discord_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # The user's Discord message, or the reply's last page (the one with the buttons): a replayed
+    # gateway event cannot store a turn twice.
+    discord_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True, unique=True)
+    # Every Discord message a reply streams into, in order, so a reply interrupted by a restart is
+    # finished in the same messages.
+    discord_page_ids: Mapped[list[int] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversation: Mapped[ChatConversation] = relationship(back_populates="messages")

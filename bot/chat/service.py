@@ -1,32 +1,43 @@
 """DM chat: stored conversations, token-budgeted context, feedback and preference pairs.
 
 Discord-free: the chat cog calls these methods with Discord user ids and renders the results.
-Every user message is stored before the model runs, and every model call gets its assistant row
-up front (state ``generating``), so a crash never loses what a user wrote and rate limits count
-regenerations too.
+A message is accepted (rate limit, length, replays) the moment it arrives: the user's text and its
+reply row (state ``generating``) are stored at once, so a crash or a restart never loses what a
+user wrote and rate limits count regenerations too. The reply is generated later, one turn at a
+time per user (``user_lock``), through ``start_generation``: the context is read then, so a quick
+second message sees the first reply.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.chat.locks import KeyedLocks
+from bot.chat.sampling import reply_params
+from bot.chat.text import storable
 from bot.config import ChatSettings
+from model_runner import ChatRunner
 from model_runner.params import PRESETS
 from storage.enums import ChatMessageState, ChatRole
 from storage.models import ChatConversation, ChatMessage, ChatPreference, User
 from storage.users import get_or_create_user, insert_ignoring_conflicts
 
+if TYPE_CHECKING:
+    from bot.chat.generation import PositionCallback, ReplyGeneration
+
 PRESET_NAMES = tuple(PRESETS)
 GENERATING = ChatMessageState.GENERATING
 # Tokens a chat template adds around each message (ChatML: "<|im_start|>role\n" ... "<|im_end|>\n").
 TEMPLATE_TOKENS_PER_MESSAGE = 5
+# The header that opens the reply ("<|im_start|>assistant\n").
+GENERATION_PROMPT_TOKENS = 3
 
 
 class ChatError(Exception):
@@ -49,6 +60,26 @@ class RateLimited(ChatError):
 
 class InvalidInput(ChatError):
     reason = "invalid_input"
+
+
+class MessageTooLong(InvalidInput):
+    reason = "too_long"
+
+    def __init__(self, length: int, max_chars: int) -> None:
+        if max_chars <= 0:
+            text = ("Your system prompt leaves me no room to read a message: shorten it with /chat system "
+                    "or reset it.")
+        else:
+            text = (f"Your message is too long for me to read at once: I can take about {max_chars} characters "
+                    f"and yours has {length}. Please shorten it or split it over several messages.")
+        super().__init__(text)
+        self.max_chars = max_chars
+
+
+class Duplicate(ChatError):
+    """The same Discord message arrived again (a replayed gateway event): it is answered once."""
+
+    reason = "duplicate"
 
 
 class NotFound(ChatError):
@@ -76,6 +107,39 @@ class ChatTurn:
     preset: str
     owner_key: str
     conversation_key: str
+    # Another answer to the same message exists: sample differently (see bot.chat.sampling).
+    regeneration: bool = False
+    channel_id: int | None = None
+    # Discord messages an interrupted attempt already streamed into; the reply is finished there.
+    page_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShownReply:
+    """A reply posted in Discord whose buttons may need redrawing."""
+
+    reply_id: int
+    discord_message_id: int
+    feedback: int | None
+    kept: bool
+
+
+@dataclass(frozen=True)
+class AcceptedMessage:
+    """A stored user message (or regeneration request) whose reply is still to be written."""
+
+    reply_id: int
+    user_discord_id: int
+
+
+@dataclass(frozen=True)
+class Resumable:
+    """A reply a restart interrupted: finish it in ``page_ids`` (or a new message) in ``channel_id``."""
+
+    reply_id: int
+    user_discord_id: int
+    channel_id: int | None
+    page_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -90,9 +154,8 @@ class UserChatSettings:
 class KeepResult:
     pairs_recorded: int
     alternatives: list[int]
-
-
-TokenCounter = Callable[[str], Awaitable[int]]
+    # The other alternatives shown in Discord: their Keep button no longer shows as chosen.
+    others_shown: list[ShownReply]
 
 
 def budget_context(
@@ -103,8 +166,9 @@ def budget_context(
 ) -> tuple[list[dict[str, str]], int]:
     """The system prompt plus the newest (role, text, tokens) turns that fit; returns (messages, dropped).
 
-    The newest message is always kept, even if it alone overflows, so the user gets an answer
-    (the runner truncates); older turns go first and a conversation never starts on an assistant turn.
+    The newest message is always kept (``accept_message`` refused it if it alone cannot fit, so
+    it fits unless the system prompt grew since); older turns go first and a conversation never
+    starts on an assistant turn.
     """
     budget = max_prompt_tokens - (system_tokens + TEMPLATE_TOKENS_PER_MESSAGE if system_prompt else 0)
     kept: list[tuple[str, str, int]] = []
@@ -123,24 +187,27 @@ def budget_context(
 
 
 class ChatService:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        settings: ChatSettings,
-        count_tokens: TokenCounter,
-        model_name: str,
-    ) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: ChatSettings,
+                 runner: ChatRunner) -> None:
         self.sessions = sessions
         self.settings = settings
-        self.model_name = model_name
-        self._count_tokens = count_tokens
+        self.runner = runner
         self._token_cache: dict[str, int] = {}
+        self._user_locks = KeyedLocks()
+
+    @property
+    def model_name(self) -> str:
+        return self.runner.model_name
+
+    def user_lock(self, discord_id: int) -> Any:
+        """``async with chat.user_lock(id):`` one reply at a time per user, so each sees the last."""
+        return self._user_locks(discord_id)
 
     async def _tokens(self, text: str) -> int:
         # History is recounted every turn; caching by text keeps that to one tokenisation per message.
         cached = self._token_cache.get(text)
         if cached is None:
-            cached = await self._count_tokens(text)
+            cached = await self.runner.count_tokens(text)
             if len(self._token_cache) > 20_000:
                 self._token_cache.clear()
             self._token_cache[text] = cached
@@ -156,22 +223,23 @@ class ChatService:
             opted_out=user.opted_out,
         )
 
-    async def user_settings(self, discord_id: int) -> UserChatSettings:
+    async def user_settings(self, discord_id: int, *, display_name: str | None = None) -> UserChatSettings:
         async with self.sessions() as session:
-            user = await get_or_create_user(session, discord_id)
+            user = await get_or_create_user(session, discord_id, display_name=display_name)
             await session.commit()
             return self._effective(user)
 
-    async def set_system_prompt(self, discord_id: int, text: str | None) -> UserChatSettings:
+    async def set_system_prompt(self, discord_id: int, text: str | None, *,
+                                display_name: str | None = None) -> UserChatSettings:
         """Set (or with None/blank, reset) the user's system prompt; applies to the current conversation."""
-        text = (text or "").strip() or None
+        text = storable(text or "").strip() or None
         if text is not None and len(text) > self.settings.max_system_prompt_chars:
             raise InvalidInput(
                 f"A system prompt can be at most {self.settings.max_system_prompt_chars} characters "
                 f"(yours has {len(text)})."
             )
         async with self.sessions() as session:
-            user = await get_or_create_user(session, discord_id)
+            user = await get_or_create_user(session, discord_id, display_name=display_name)
             user.chat_system_prompt = text
             await session.execute(
                 update(ChatConversation)
@@ -181,26 +249,27 @@ class ChatService:
             await session.commit()
             return self._effective(user)
 
-    async def set_preset(self, discord_id: int, preset: str) -> UserChatSettings:
+    async def set_preset(self, discord_id: int, preset: str, *, display_name: str | None = None) -> UserChatSettings:
         if preset not in PRESET_NAMES:
             raise InvalidInput(f"Unknown preset '{preset}'. Choose one of: {', '.join(PRESET_NAMES)}.")
         async with self.sessions() as session:
-            user = await get_or_create_user(session, discord_id)
+            user = await get_or_create_user(session, discord_id, display_name=display_name)
             user.chat_preset = preset
             await session.commit()
             return self._effective(user)
 
-    async def set_opt_out(self, discord_id: int, opted_out: bool) -> UserChatSettings:
+    async def set_opt_out(self, discord_id: int, opted_out: bool, *,
+                          display_name: str | None = None) -> UserChatSettings:
         async with self.sessions() as session:
-            user = await get_or_create_user(session, discord_id)
+            user = await get_or_create_user(session, discord_id, display_name=display_name)
             user.opted_out = opted_out
             await session.commit()
             return self._effective(user)
 
-    async def reset(self, discord_id: int) -> bool:
+    async def reset(self, discord_id: int, *, display_name: str | None = None) -> bool:
         """End the active conversation; the next message starts a new one. False if there was none."""
         async with self.sessions() as session:
-            user = await get_or_create_user(session, discord_id)
+            user = await get_or_create_user(session, discord_id, display_name=display_name)
             result = await session.execute(
                 update(ChatConversation)
                 .where(ChatConversation.user_id == user.id, ChatConversation.active.is_(True))
@@ -209,7 +278,7 @@ class ChatService:
             await session.commit()
             return bool(result.rowcount)
 
-    # ----- turns -------------------------------------------------------------------------------
+    # ----- accepting messages ------------------------------------------------------------------
 
     async def _check_rate(self, session: AsyncSession, user: User, now: datetime) -> None:
         window = timedelta(minutes=self.settings.rate_limit_window_minutes)
@@ -229,7 +298,21 @@ class ChatService:
             retry_at = times[len(times) - self.settings.rate_limit_messages] + window
             raise RateLimited(retry_at, self.settings.rate_limit_messages, self.settings.rate_limit_window_minutes)
 
-    async def begin_turn(
+    def _max_prompt_tokens(self) -> int:
+        return self.settings.context_size - self.settings.max_reply_tokens
+
+    async def _check_fits(self, text: str, system_prompt: str | None) -> None:
+        """Refuse a message that cannot fit the context even alone, naming the limit in characters."""
+        room = self._max_prompt_tokens() - GENERATION_PROMPT_TOKENS - TEMPLATE_TOKENS_PER_MESSAGE
+        if system_prompt:
+            room -= await self._tokens(system_prompt) + TEMPLATE_TOKENS_PER_MESSAGE
+        tokens = await self._tokens(text)
+        if tokens > room:
+            # Characters per token of this very text, so the figure suits its language and script.
+            max_chars = len(text) * max(room, 0) // tokens
+            raise MessageTooLong(len(text), max_chars // 10 * 10 if max_chars >= 100 else max_chars)
+
+    async def accept_message(
         self,
         discord_id: int,
         text: str,
@@ -238,13 +321,20 @@ class ChatService:
         channel_id: int | None = None,
         discord_message_id: int | None = None,
         now: datetime | None = None,
-    ) -> ChatTurn:
-        """Store the user's message and open the reply; raises ChatError when refused."""
-        text = text.strip()
+    ) -> AcceptedMessage:
+        """Store the user's message and open its reply, or refuse it (ChatError) changing nothing.
+
+        Checked here, when the message arrives: its length, the rate limit and whether this
+        Discord message was stored before (a replayed gateway event raises Duplicate)."""
+        text = storable(text).strip()
         if not text:
             raise InvalidInput("Your message is empty: write some text for me to answer.")
         now = now or datetime.now(UTC)
         async with self.sessions() as session:
+            if discord_message_id is not None and await session.scalar(
+                select(ChatMessage.id).where(ChatMessage.discord_message_id == discord_message_id)
+            ):
+                raise Duplicate("This message was already answered.")
             user = await get_or_create_user(session, discord_id, display_name=display_name)
             await self._check_rate(session, user, now)
             conversation = await session.scalar(
@@ -254,6 +344,7 @@ class ChatService:
                 .limit(1)
             )
             effective = self._effective(user)
+            await self._check_fits(text, conversation.system_prompt if conversation else effective.system_prompt)
             if conversation is None:
                 conversation = ChatConversation(
                     user_id=user.id,
@@ -268,20 +359,8 @@ class ChatService:
                 await session.flush()
             else:
                 await self._settle_alternatives(session, conversation.id)
-            previous = await session.scalar(
-                select(ChatMessage.id)
-                .where(
-                    ChatMessage.conversation_id == conversation.id,
-                    ChatMessage.role == ChatRole.ASSISTANT,
-                    ChatMessage.kept.is_(True),
-                    ChatMessage.state == ChatMessageState.COMPLETE,
-                )
-                .order_by(ChatMessage.id.desc())
-                .limit(1)
-            )
             message = ChatMessage(
                 conversation_id=conversation.id,
-                parent_id=previous,
                 role=ChatRole.USER,
                 text=text,
                 discord_message_id=discord_message_id,
@@ -292,10 +371,11 @@ class ChatService:
             reply = self._open_reply(conversation, message.id, effective.preset, now)
             session.add(reply)
             conversation.updated_at = now
-            await session.flush()
-            turn = await self._turn(session, conversation, message.id, reply.id, effective.preset, discord_id)
-            await session.commit()
-            return turn
+            try:
+                await session.commit()
+            except IntegrityError:  # the replay raced the original between the check and the insert
+                raise Duplicate("This message was already answered.") from None
+            return AcceptedMessage(reply.id, discord_id)
 
     def _open_reply(self, conversation: ChatConversation, parent_id: int, preset: str, now: datetime) -> ChatMessage:
         return ChatMessage(
@@ -310,15 +390,85 @@ class ChatService:
             created_at=now,
         )
 
-    async def _turn(
-        self,
-        session: AsyncSession,
-        conversation: ChatConversation,
-        user_message_id: int,
-        reply_id: int,
-        preset: str,
-        user_discord_id: int,
-    ) -> ChatTurn:
+    # ----- generating replies ------------------------------------------------------------------
+
+    async def start_generation(self, reply_id: int, *, on_position: PositionCallback | None = None
+                               ) -> ReplyGeneration:
+        """Read the context of an accepted reply and return its generation (not started yet):
+        ``async for text in generation`` streams it, and its outcome is stored before the loop
+        ends. Call it under ``user_lock``. Raises ChatError (and fails the reply) if the
+        conversation cannot fit the model any more."""
+        from bot.chat.generation import ReplyGeneration
+
+        async with self.sessions() as session:
+            reply = await session.get(ChatMessage, reply_id)
+            if reply is None or reply.role != ChatRole.ASSISTANT or reply.parent_id is None:
+                raise NotFound("I can't find that reply any more.")
+            if reply.state != GENERATING:
+                raise NotCurrent("That reply is already finished.")
+            conversation = await session.get(ChatConversation, reply.conversation_id)
+            assert conversation is not None
+            owner = await session.scalar(select(User.discord_id).where(User.id == conversation.user_id))
+            assert owner is not None
+            siblings = await session.scalar(
+                select(func.count()).select_from(ChatMessage).where(
+                    ChatMessage.parent_id == reply.parent_id, ChatMessage.role == ChatRole.ASSISTANT,
+                    ChatMessage.id != reply.id,
+                )
+            )
+            if not siblings:
+                # The answer this message follows is the newest one finished by now (its reply may
+                # still have been streaming when the message arrived).
+                await session.execute(
+                    update(ChatMessage).where(ChatMessage.id == reply.parent_id).values(
+                        parent_id=await self._latest_kept_reply(session, conversation.id, before=reply.parent_id)
+                    )
+                )
+            try:
+                turn = await self._turn(session, conversation, reply, owner, regeneration=bool(siblings))
+            except MessageTooLong:
+                await self._fail(session, reply)
+                await session.commit()
+                raise
+            stale = [] if siblings else await self._previous_turn_shown(session, conversation.id, reply.parent_id)
+            await session.commit()
+        params = reply_params(
+            turn.preset, max_tokens=self.settings.max_reply_tokens, seed=self.settings.seed, reply_id=reply_id,
+            regeneration=turn.regeneration, regeneration_min_temperature=self.settings.regeneration_min_temperature,
+        )
+        return ReplyGeneration(self, turn, params, stale=stale, on_position=on_position)
+
+    async def _latest_kept_reply(self, session: AsyncSession, conversation_id: int, *, before: int) -> int | None:
+        return await session.scalar(
+            select(ChatMessage.id)
+            .where(
+                ChatMessage.conversation_id == conversation_id,
+                ChatMessage.role == ChatRole.ASSISTANT,
+                ChatMessage.kept.is_(True),
+                ChatMessage.state == ChatMessageState.COMPLETE,
+                ChatMessage.id < before,
+            )
+            .order_by(ChatMessage.id.desc())
+            .limit(1)
+        )
+
+    async def _previous_turn_shown(self, session: AsyncSession, conversation_id: int,
+                                   user_message_id: int) -> list[ShownReply]:
+        """The answers of the turn before this one: their Regenerate and Keep buttons are stale now."""
+        previous_user = await session.scalar(
+            select(func.max(ChatMessage.id)).where(
+                ChatMessage.conversation_id == conversation_id, ChatMessage.role == ChatRole.USER,
+                ChatMessage.id < user_message_id,
+            )
+        )
+        if previous_user is None:
+            return []
+        return [_shown(alt) for alt in await self._alternatives(session, previous_user) if alt.discord_message_id]
+
+    async def _turn(self, session: AsyncSession, conversation: ChatConversation, reply: ChatMessage,
+                    user_discord_id: int, *, regeneration: bool) -> ChatTurn:
+        user_message_id = reply.parent_id
+        assert user_message_id is not None
         rows = (
             await session.execute(
                 select(ChatMessage.role, ChatMessage.text)
@@ -333,20 +483,35 @@ class ChatService:
         ).all()
         history = [(role, text, await self._tokens(text)) for role, text in rows]
         system_prompt = conversation.system_prompt
+        if history:
+            await self._check_fits(history[-1][1], system_prompt)
         system_tokens = await self._tokens(system_prompt) if system_prompt else 0
-        max_prompt = self.settings.context_size - self.settings.max_reply_tokens
-        messages, dropped = budget_context(system_prompt, history, max_prompt, system_tokens)
+        messages, dropped = budget_context(system_prompt, history, self._max_prompt_tokens(), system_tokens)
         return ChatTurn(
             conversation_id=conversation.id,
             user_discord_id=user_discord_id,
             user_message_id=user_message_id,
-            reply_id=reply_id,
+            reply_id=reply.id,
             messages=messages,
             dropped_messages=dropped,
-            preset=preset,
+            preset=reply.preset or self.settings.preset,
             owner_key=f"user-{conversation.user_id}",
             conversation_key=f"conversation-{conversation.id}",
+            regeneration=regeneration,
+            channel_id=conversation.discord_channel_id,
+            page_ids=tuple(reply.discord_page_ids or ()),
         )
+
+    async def record_pages(self, reply_id: int, page_ids: list[int]) -> None:
+        """Remember the Discord messages a reply streams into, as each is posted: after a restart the
+        reply is finished in them. The last one carries the buttons."""
+        async with self.sessions() as session:
+            await session.execute(
+                update(ChatMessage).where(ChatMessage.id == reply_id).values(
+                    discord_page_ids=list(page_ids), discord_message_id=page_ids[-1] if page_ids else None
+                )
+            )
+            await session.commit()
 
     async def finish_reply(
         self,
@@ -358,11 +523,14 @@ class ChatService:
         completion_tokens: int | None = None,
         generation_ms: int | None = None,
     ) -> None:
+        """Store how a reply ended. ``state=generating`` leaves it to be finished after a restart."""
         async with self.sessions() as session:
             reply = await session.get(ChatMessage, reply_id)
             if reply is None:
                 raise NotFound("That reply no longer exists.")
-            reply.text = text
+            if state == GENERATING:
+                return
+            reply.text = storable(text)
             reply.state = state
             reply.prompt_tokens = prompt_tokens
             reply.completion_tokens = completion_tokens
@@ -372,18 +540,14 @@ class ChatService:
             conversation.prompt_tokens += prompt_tokens or 0
             conversation.completion_tokens += completion_tokens or 0
             if state != ChatMessageState.COMPLETE:
-                # A failed answer must not hide an earlier good alternative.
-                reply.kept = False
-                await self._restore_kept(session, reply)
+                await self._fail(session, reply, state=state)
             await session.commit()
 
-    async def link_discord_message(self, reply_id: int, discord_message_id: int) -> None:
-        """Remember where a reply was posted (its last Discord message, the one with the buttons)."""
-        async with self.sessions() as session:
-            await session.execute(
-                update(ChatMessage).where(ChatMessage.id == reply_id).values(discord_message_id=discord_message_id)
-            )
-            await session.commit()
+    async def _fail(self, session: AsyncSession, reply: ChatMessage, *, state: str = ChatMessageState.FAILED) -> None:
+        reply.state = state
+        # A failed answer must not hide an earlier good alternative.
+        reply.kept = False
+        await self._restore_kept(session, reply)
 
     async def _restore_kept(self, session: AsyncSession, failed: ChatMessage) -> None:
         fallback = await session.scalar(
@@ -399,10 +563,13 @@ class ChatService:
         if fallback is not None:
             fallback.kept = True
 
-    async def _owned_reply(self, session: AsyncSession, discord_id: int, reply_id: int) -> ChatMessage:
+    # ----- buttons -----------------------------------------------------------------------------
+
+    async def _owned_reply(self, session: AsyncSession, discord_id: int, reply_id: int,
+                           display_name: str | None = None) -> ChatMessage:
         row = (
             await session.execute(
-                select(ChatMessage, User.discord_id)
+                select(ChatMessage, User)
                 .join(ChatConversation, ChatConversation.id == ChatMessage.conversation_id)
                 .join(User, User.id == ChatConversation.user_id)
                 .where(ChatMessage.id == reply_id, ChatMessage.role == ChatRole.ASSISTANT)
@@ -411,49 +578,63 @@ class ChatService:
         if row is None:
             raise NotFound("I can't find that reply any more.")
         reply, owner = row
-        if owner != discord_id:
+        if owner.discord_id != discord_id:
             raise NotYours("Only the person who chatted can rate or regenerate this reply.")
+        if display_name and owner.display_name != display_name:
+            owner.display_name = display_name
         return reply
 
-    async def rate(self, discord_id: int, reply_id: int, value: int) -> int:
+    async def _check_current(self, session: AsyncSession, reply: ChatMessage, what: str) -> ChatConversation:
+        conversation = await session.get(ChatConversation, reply.conversation_id)
+        assert conversation is not None and reply.parent_id is not None
+        latest_user_message = await session.scalar(
+            select(func.max(ChatMessage.id)).where(
+                ChatMessage.conversation_id == conversation.id, ChatMessage.role == ChatRole.USER
+            )
+        )
+        if not conversation.active or reply.parent_id != latest_user_message:
+            raise NotCurrent(f"Only the latest reply of your current conversation can be {what}; "
+                             "this one's buttons are out of date.")
+        return conversation
+
+    async def rate(self, discord_id: int, reply_id: int, value: int, *, display_name: str | None = None) -> int:
         """Record the owner's rating (-1, 0 or +1) of a reply; a second identical rating clears it."""
         if value not in (-1, 0, 1):
             raise InvalidInput("A rating is -1, 0 or +1.")
         async with self.sessions() as session:
-            reply = await self._owned_reply(session, discord_id, reply_id)
+            reply = await self._owned_reply(session, discord_id, reply_id, display_name)
+            if reply.state != ChatMessageState.COMPLETE:
+                raise NotCurrent("Only a finished reply can be rated.")
             reply.feedback = None if reply.feedback == value and value != 0 else value
             await session.commit()
             return reply.feedback or 0
 
-    async def regenerate(self, discord_id: int, reply_id: int, now: datetime | None = None) -> ChatTurn:
-        """A new alternative for the latest turn; it becomes the shown (kept) one."""
+    async def regenerate(self, discord_id: int, reply_id: int, *, display_name: str | None = None,
+                         now: datetime | None = None) -> AcceptedMessage:
+        """Open a new alternative for the latest turn; it becomes the shown (kept) one once written."""
         now = now or datetime.now(UTC)
         async with self.sessions() as session:
-            reply = await self._owned_reply(session, discord_id, reply_id)
-            conversation = await session.get(ChatConversation, reply.conversation_id)
-            assert conversation is not None and reply.parent_id is not None
-            latest_user_message = await session.scalar(
-                select(func.max(ChatMessage.id)).where(
-                    ChatMessage.conversation_id == conversation.id, ChatMessage.role == ChatRole.USER
+            reply = await self._owned_reply(session, discord_id, reply_id, display_name)
+            conversation = await self._check_current(session, reply, "regenerated")
+            pending = await session.scalar(
+                select(func.count()).select_from(ChatMessage).where(
+                    ChatMessage.parent_id == reply.parent_id, ChatMessage.state == GENERATING
                 )
             )
-            if not conversation.active or reply.parent_id != latest_user_message:
-                raise NotCurrent("Only the latest reply of your current conversation can be regenerated.")
-            if reply.state == GENERATING:
-                raise NotCurrent("That reply is still being written.")
+            if pending:
+                raise NotCurrent("An answer to this message is still being written.")
+            if reply.state != ChatMessageState.COMPLETE:
+                raise NotCurrent("Only a finished reply can be regenerated.")
             user = await session.get(User, conversation.user_id)
             assert user is not None
             await self._check_rate(session, user, now)
             await session.execute(
                 update(ChatMessage).where(ChatMessage.parent_id == reply.parent_id).values(kept=False)
             )
-            preset = self._effective(user).preset
-            alternative = self._open_reply(conversation, reply.parent_id, preset, now)
+            alternative = self._open_reply(conversation, reply.parent_id, self._effective(user).preset, now)
             session.add(alternative)
-            await session.flush()
-            turn = await self._turn(session, conversation, reply.parent_id, alternative.id, preset, discord_id)
             await session.commit()
-            return turn
+            return AcceptedMessage(alternative.id, discord_id)
 
     async def _alternatives(self, session: AsyncSession, parent_id: int) -> list[ChatMessage]:
         return list(
@@ -483,18 +664,21 @@ class ChatService:
             await session.delete(stale)
         recorded = 0
         for other in others:
+            if other.text.strip() == chosen.text.strip():
+                continue  # the same answer twice says nothing about which is better
             result = await session.execute(
                 insert_ignoring_conflicts(session, ChatPreference, chosen_id=chosen.id, rejected_id=other.id)
             )
             recorded += result.rowcount or 0
         return recorded
 
-    async def keep(self, discord_id: int, reply_id: int) -> KeepResult:
+    async def keep(self, discord_id: int, reply_id: int, *, display_name: str | None = None) -> KeepResult:
         """The user keeps this alternative: it continues the conversation and wins over the others."""
         async with self.sessions() as session:
-            reply = await self._owned_reply(session, discord_id, reply_id)
+            reply = await self._owned_reply(session, discord_id, reply_id, display_name)
             if reply.state != ChatMessageState.COMPLETE:
                 raise NotCurrent("Only a finished reply can be kept.")
+            await self._check_current(session, reply, "kept")
             alternatives = await self._alternatives(session, reply.parent_id)
             others = [alt for alt in alternatives if alt.id != reply.id]
             if not others:
@@ -503,7 +687,8 @@ class ChatService:
                 alternative.kept = alternative.id == reply.id
             recorded = await self._record_choice(session, reply, others)
             await session.commit()
-            return KeepResult(recorded, [alt.id for alt in alternatives])
+            return KeepResult(recorded, [alt.id for alt in alternatives],
+                              [_shown(alt) for alt in others if alt.discord_message_id])
 
     async def _settle_alternatives(self, session: AsyncSession, conversation_id: int) -> None:
         """Continuing after a regeneration keeps the shown alternative: record that choice."""
@@ -523,13 +708,15 @@ class ChatService:
             if not already:
                 await self._record_choice(session, kept[0], [alt for alt in alternatives if not alt.kept])
 
-    async def interrupted_turns(
+    # ----- restarts ----------------------------------------------------------------------------
+
+    async def interrupted_replies(
         self, max_age: timedelta = timedelta(hours=1), now: datetime | None = None
-    ) -> list[tuple[int | None, ChatTurn]]:
-        """Replies a crash or restart left half-written: recent ones come back as (channel id, turn) to
-        answer again; older ones are marked failed (the user has moved on)."""
+    ) -> list[Resumable]:
+        """Replies a crash or a restart left unwritten: recent ones come back to be finished; older
+        ones are marked failed (the user has moved on)."""
         now = now or datetime.now(UTC)
-        resumable: list[tuple[int | None, ChatTurn]] = []
+        resumable: list[Resumable] = []
         async with self.sessions() as session:
             rows = (
                 await session.execute(
@@ -542,21 +729,19 @@ class ChatService:
             ).all()
             for reply, conversation, discord_id in rows:
                 if conversation.active and reply.created_at > now - max_age and reply.parent_id is not None:
-                    reply.text = ""
-                    preset = reply.preset or self.settings.preset
-                    turn = await self._turn(session, conversation, reply.parent_id, reply.id, preset, discord_id)
-                    resumable.append((conversation.discord_channel_id, turn))
+                    resumable.append(Resumable(reply.id, discord_id, conversation.discord_channel_id,
+                                               tuple(reply.discord_page_ids or ())))
                 else:
-                    reply.state = ChatMessageState.FAILED
-                    reply.kept = False
-                    await self._restore_kept(session, reply)
+                    await self._fail(session, reply)
             await session.commit()
         return resumable
 
-    async def export_user(self, discord_id: int) -> bytes:
+    # ----- export ------------------------------------------------------------------------------
+
+    async def export_user(self, discord_id: int, *, display_name: str | None = None) -> bytes:
         """The user's own conversations as JSON lines, for /chat export."""
         async with self.sessions() as session:
-            user = await get_or_create_user(session, discord_id)
+            user = await get_or_create_user(session, discord_id, display_name=display_name)
             conversations = (
                 await session.scalars(
                     select(ChatConversation).where(ChatConversation.user_id == user.id).order_by(ChatConversation.id)
@@ -574,6 +759,11 @@ class ChatService:
                 lines.append(json.dumps(_conversation_json(conversation, messages), ensure_ascii=False))
             await session.commit()
             return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def _shown(reply: ChatMessage) -> ShownReply:
+    assert reply.discord_message_id is not None
+    return ShownReply(reply.id, reply.discord_message_id, reply.feedback, reply.kept)
 
 
 def _conversation_json(conversation: ChatConversation, messages: Any) -> dict[str, Any]:

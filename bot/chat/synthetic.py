@@ -11,6 +11,7 @@ import logging
 import zlib
 from typing import Any
 
+from bot.chat.sampling import offset_seed
 from bot.labelling.errors import LabellingError
 from bot.labelling.service import LabellingService
 from storage.enums import Role, TaskKind
@@ -49,7 +50,7 @@ class SyntheticReplier:
             for step in offer.conversation
         ]
         # Like chat replies: a configured seed makes runs reproducible, offset so each reply differs.
-        params = self.params if self.seed is None else self.params.with_(seed=(self.seed + offer.task_id) % (2**32 - 1))
+        params = self.params.with_(seed=offset_seed(self.seed, offer.task_id))
         stream = self.runner.stream_chat(messages, params, user_key="synthetic-replies")
         text = "".join([chunk async for chunk in stream]).strip()
         if not text or stream.result.finish_reason == "cancelled":

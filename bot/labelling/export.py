@@ -19,6 +19,10 @@ Formats (one JSON object per line; gzip when the file name ends in ``.gz``):
     (``source: "ranking"``). From the chat tables: one pair per ChatPreference (``source: "chat"``,
     with ``model_name``); the prompt is the chain of messages up to the answered turn, after the
     conversation's system prompt when it has one.
+``ratings``
+    TRL's KTO layout, ``{prompt: [...], completion: [...], label: bool}``: one line per chat reply
+    its owner rated 👍 (true) or 👎 (false), with a pseudonymous ``user_id`` (see
+    ``bot.chat.export``).
 ``sft``
     ``{messages: [...]}`` along the best path of each tree: from the prompt, the rank-0 accepted
     child at each step (without ranks, the first accepted child by creation), cut after the last
@@ -66,6 +70,7 @@ from typing import IO, Any
 from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.chat.export import chat_ratings
 from bot.labelling.pseudonyms import resolve_salt, user_id_mapper
 from storage.enums import ChatMessageState, Role, TreeState
 from storage.models import (
@@ -81,7 +86,7 @@ from storage.models import (
 
 # One encoder for the whole run: json.dumps with any option builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
-FORMATS = ("oasst-trees", "oasst-messages", "preferences", "sft")
+FORMATS = ("oasst-trees", "oasst-messages", "preferences", "sft", "ratings")
 DEFAULT_STATES = (TreeState.READY_FOR_EXPORT.value,)
 BATCH_TREES = 250
 
@@ -495,6 +500,8 @@ async def _chat_pairs(
                 continue  # a pair across conversations is not a pair for the same prompt
             if good[5] != ChatMessageState.COMPLETE or bad[5] != ChatMessageState.COMPLETE:
                 continue  # a cancelled or failed answer is not what the user judged
+            if good[4].strip() == bad[4].strip():
+                continue  # the same text twice teaches nothing
             conversation_id, system_prompt, conv_model, locale = info[good[1]]
             lang = _locale_lang(locale)
             if langs and lang not in langs:
@@ -601,13 +608,13 @@ async def export(
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
 
-    # Only the oasst layouts show user ids; the training formats need no salt.
-    needs_ids = fmt in ("oasst-trees", "oasst-messages")
+    # The oasst layouts and the ratings show user ids; the pair formats need no salt.
+    needs_ids = fmt in ("oasst-trees", "oasst-messages", "ratings")
     user_id = user_id_mapper(
         resolve_salt(salt, _database_url(sessions)) if needs_ids and not raw_ids else None,
         raw=raw_ids or not needs_ids,
     )
-    to_lines = _TREE_FORMATS[fmt]
+    to_lines = _TREE_FORMATS.get(fmt)
     where = _tree_filter(state_list, langs)
 
     path = Path(out_path)
@@ -629,23 +636,32 @@ async def export(
                     count += 1
                 return count
 
-            batches = _tree_batches(
-                sessions,
-                where,
-                batch_size=batch_size,
-                with_annotations=needs_ids,
-                include_deleted=include_deleted,
-                user_id=user_id,
-            )
-            # aclosing: after an error the generator's cleanup must run now, not once the loop is gone.
-            async with contextlib.aclosing(batches):
-                async for seen, trees in batches:
-                    for tree in trees:
-                        lines += write(to_lines(tree))
-                    bar.update("trees", seen, lines)
-                    if on_progress is not None:
-                        on_progress(seen, bar.total, lines)
-            bar.update("trees", bar.total, lines, force=True)
+            if to_lines is not None:
+                batches = _tree_batches(
+                    sessions,
+                    where,
+                    batch_size=batch_size,
+                    with_annotations=fmt in ("oasst-trees", "oasst-messages"),
+                    include_deleted=include_deleted,
+                    user_id=user_id,
+                )
+                # aclosing: after an error the generator's cleanup must run now, not once the loop is gone.
+                async with contextlib.aclosing(batches):
+                    async for seen, trees in batches:
+                        for tree in trees:
+                            lines += write(to_lines(tree))
+                        bar.update("trees", seen, lines)
+                        if on_progress is not None:
+                            on_progress(seen, bar.total, lines)
+                bar.update("trees", bar.total, lines, force=True)
+            if fmt == "ratings":
+                ratings = chat_ratings(sessions, langs, user_id, batch_size=batch_size)
+                async with contextlib.aclosing(ratings):
+                    seen = 0
+                    async for seen, records in ratings:
+                        lines += write(records)
+                        bar.update("chat conversations", seen, lines)
+                bar.update("chat conversations", seen, lines, force=True)
             if fmt == "preferences":
                 pairs = _chat_pairs(sessions, langs, batch_size=batch_size)
                 async with contextlib.aclosing(pairs):

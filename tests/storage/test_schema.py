@@ -29,7 +29,7 @@ async def test_upgrade_downgrade_upgrade(engine):
     await db.upgrade(engine)
     tables = await _tables(engine)
     assert {"users", "messages", "message_trees", "tasks", "labels", "rankings", "reactions"} <= tables
-    assert await db.current_revision(engine) == ("0003_posts", "0003_posts")
+    assert await db.current_revision(engine) == ("0004_chat", "0004_chat")
 
     await db.upgrade(engine)  # a second upgrade is a no-op
     await db.downgrade(engine, "base")
