@@ -194,6 +194,8 @@ class ChatService:
         self.runner = runner
         self._token_cache: dict[str, int] = {}
         self._user_locks = KeyedLocks()
+        # Short: one regeneration request at a time per user, so a double click opens one answer.
+        self._regeneration_locks = KeyedLocks()
 
     @property
     def model_name(self) -> str:
@@ -367,14 +369,14 @@ class ChatService:
                 created_at=now,
             )
             session.add(message)
-            await session.flush()
+            try:
+                await session.flush()
+            except IntegrityError:  # the replay raced the original between the check and the insert
+                raise Duplicate("This message was already answered.") from None
             reply = self._open_reply(conversation, message.id, effective.preset, now)
             session.add(reply)
             conversation.updated_at = now
-            try:
-                await session.commit()
-            except IntegrityError:  # the replay raced the original between the check and the insert
-                raise Duplicate("This message was already answered.") from None
+            await session.commit()
             return AcceptedMessage(reply.id, discord_id)
 
     def _open_reply(self, conversation: ChatConversation, parent_id: int, preset: str, now: datetime) -> ChatMessage:
@@ -613,7 +615,7 @@ class ChatService:
                          now: datetime | None = None) -> AcceptedMessage:
         """Open a new alternative for the latest turn; it becomes the shown (kept) one once written."""
         now = now or datetime.now(UTC)
-        async with self.sessions() as session:
+        async with self._regeneration_locks(discord_id), self.sessions() as session:
             reply = await self._owned_reply(session, discord_id, reply_id, display_name)
             conversation = await self._check_current(session, reply, "regenerated")
             pending = await session.scalar(

@@ -46,20 +46,27 @@ async def test_dm_conversation_feedback_regenerate_keep_reset(emulator, start_bo
             conversation = await session.scalar(select(ChatConversation))
             assert conversation.model_name == "SmolLM2-135M-Instruct.Q4_1"
 
-        # Regenerate: a second answer arrives; keeping the first records a preference pair.
-        regen = await alice.click(second, f"chat:regen:{reply_id_of(second)}")
-        await regen.wait_response()
-        alternative = await finished_reply(emu, alice, second)
+        # Regenerate an open question: a second, different answer arrives (sampled hotter, with another
+        # seed); keeping the first records a preference pair.
+        open_question = await alice.dm("Write one sentence about a walk in Rome.")
+        third = await finished_reply(emu, alice, open_question)
+        # A newer turn retires the previous answer's Regenerate button; its rating stays.
+        await emu.wait_for(lambda: f"chat:regen:{reply_id_of(second)}" not in second.custom_ids)
+        assert second.custom_ids == [f"chat:up:{reply_id_of(second)}", f"chat:down:{reply_id_of(second)}"]
+        regen = await alice.click(third, f"chat:regen:{reply_id_of(third)}")
+        assert (await regen.wait_response()).kind == "deferred_update"
+        alternative = await finished_reply(emu, alice, third)
+        assert alternative.content != third.content
         assert f"chat:keep:{reply_id_of(alternative)}" in alternative.custom_ids
-        await emu.wait_for(lambda: f"chat:keep:{reply_id_of(second)}" in second.custom_ids)
-        assert f"chat:regen:{reply_id_of(second)}" not in second.custom_ids
-        keep = await alice.click(second, f"chat:keep:{reply_id_of(second)}")
+        await emu.wait_for(lambda: f"chat:keep:{reply_id_of(third)}" in third.custom_ids)
+        assert f"chat:regen:{reply_id_of(third)}" not in third.custom_ids
+        keep = await alice.click(third, f"chat:keep:{reply_id_of(third)}")
         await keep.wait_response()
         note = await keep.wait_followup()
-        assert note.ephemeral and "Kept this answer" in note.content
+        assert note.ephemeral and "Kept this answer over 1 other" in note.content
         async with sessions() as session:
             pairs = (await session.scalars(select(ChatPreference))).all()
-            assert [(p.chosen_id, p.rejected_id) for p in pairs] == [(reply_id_of(second), reply_id_of(alternative))]
+            assert [(p.chosen_id, p.rejected_id) for p in pairs] == [(reply_id_of(third), reply_id_of(alternative))]
 
         # /chat reset: the next message starts a new conversation.
         reset = await alice.slash("chat reset")
@@ -80,8 +87,9 @@ async def test_dm_conversation_feedback_regenerate_keep_reset(emulator, start_bo
     chat_rows = [row for row in rows if row.get("source") == "chat"]
     assert len(chat_rows) == 1
     assert chat_rows[0]["model_name"] == "SmolLM2-135M-Instruct.Q4_1"
-    assert chat_rows[0]["prompt"][-1] == {"role": "user", "content": "And what is the capital of Italy?"}
-    assert chat_rows[0]["chosen"][0]["content"] == second.content
+    assert chat_rows[0]["prompt"][-1] == {"role": "user", "content": "Write one sentence about a walk in Rome."}
+    assert chat_rows[0]["prompt"][-2] == {"role": "assistant", "content": second.content}
+    assert chat_rows[0]["chosen"][0]["content"] == third.content
 
 
 async def test_streamed_edits_stay_under_the_rate_limit_and_the_loop_stays_responsive(
@@ -189,6 +197,7 @@ async def test_mentions_in_a_server_channel_are_answered_when_enabled(emulator, 
 
 async def test_a_message_left_unanswered_by_a_crash_is_answered_after_restart(emulator, start_bot, make_settings):
     from bot.chat.service import ChatService
+    from model_runner import LlamaCppRunner
     from storage import db
 
     emu = emulator
@@ -198,11 +207,10 @@ async def test_a_message_left_unanswered_by_a_crash_is_answered_after_restart(em
     engine = db.create_engine(settings.database.url)
     await db.upgrade(engine)
 
-    async def count(text: str) -> int:
-        return len(text.split())
-
-    chat = ChatService(db.session_factory(engine), settings.chat, count, "SmolLM2-135M-Instruct.Q4_1")
-    turn = await chat.begin_turn(frank.id, "What is the capital of France?", channel_id=frank.dm_channel.id)
+    async with LlamaCppRunner(settings.chat.model_path, n_ctx=2048, n_threads=1) as runner:
+        chat = ChatService(db.session_factory(engine), settings.chat, runner)
+        accepted = await chat.accept_message(frank.id, "What is the capital of France?",
+                                             channel_id=frank.dm_channel.id)
     await engine.dispose()
 
     async with start_bot(settings) as bot:
@@ -210,7 +218,7 @@ async def test_a_message_left_unanswered_by_a_crash_is_answered_after_restart(em
         assert answer.content.startswith("*I was restarted while answering you")
         assert "paris" in answer.content.lower()
         async with bot.services.sessions() as session:
-            reply = await session.get(ChatMessage, turn.reply_id)
+            reply = await session.get(ChatMessage, accepted.reply_id)
             assert reply.state == "complete" and "Paris" in reply.text
 
 
