@@ -19,7 +19,14 @@ from bot.config import ChatSettings, Settings
 from bot.labelling.service import LabellingService
 from bot.services import Services
 from cogs.command_errors import PoliteCommandTree
-from model_runner import CHAT_DISABLED_MESSAGE, ChatRunner, build_runner, preset, resolve_model_path
+from model_runner import (
+    CHAT_DISABLED_MESSAGE,
+    ChatRunner,
+    OpenAICompatRunner,
+    build_runner,
+    preset,
+    resolve_model_path,
+)
 from model_runner.reloadable import ReloadableRunner
 from storage import db
 
@@ -45,9 +52,21 @@ def bot_intents() -> discord.Intents:
 
 
 def preflight_model(settings: ChatSettings) -> None:
-    """Fail before connecting when a configured model file is missing or is not GGUF."""
-    if settings.enabled and settings.backend == "llama_cpp":
+    """Fail before connecting when a configured model file is missing or is not GGUF, or when the
+    configured OpenAI-compatible server does not answer (or refuses the key)."""
+    if not settings.enabled:
+        return
+    if settings.backend == "llama_cpp":
         resolve_model_path(settings.model_path)
+        return
+    runner = OpenAICompatRunner(settings.openai_base_url, model=settings.openai_model,
+                                api_key=settings.openai_api_key)
+
+    async def check() -> None:
+        await runner.start()
+        await runner.close()
+
+    asyncio.run(check())
 
 
 async def start_chat(

@@ -108,7 +108,7 @@ def _preflight_model(settings: Settings) -> None:
     try:
         preflight_model(settings.chat)
     except ModelConfigError as exc:
-        raise UsageError(f"[chat] model_path: {exc}") from None
+        raise UsageError(f"[chat] {'model_path' if settings.chat.backend == 'llama_cpp' else 'openai_base_url'}: {exc}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -91,6 +91,18 @@ async def test_dm_conversation_feedback_regenerate_keep_reset(emulator, start_bo
     assert chat_rows[0]["prompt"][-2] == {"role": "assistant", "content": second.content}
     assert chat_rows[0]["chosen"][0]["content"] == third.content
 
+    # The 👍 on the second answer is a KTO example: the conversation before it, the answer, true.
+    out = tmp_path / "ratings.jsonl"
+    args = ["export", "--config", str(config), "--format", "ratings", "-o", str(out), "--salt", "pepper"]
+    assert await asyncio.to_thread(oabot, args) == 0
+    ratings = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(ratings) == 1
+    assert ratings[0]["label"] is True
+    assert ratings[0]["completion"] == [{"role": "assistant", "content": second.content}]
+    assert [m["role"] for m in ratings[0]["prompt"]] == ["system", "user", "assistant", "user"]
+    assert ratings[0]["prompt"][-1] == {"role": "user", "content": "And what is the capital of Italy?"}
+    assert ratings[0]["user_id"] not in (str(alice.id), None)
+
 
 async def test_streamed_edits_stay_under_the_rate_limit_and_the_loop_stays_responsive(
     emulator, start_bot, make_settings
@@ -134,13 +146,15 @@ async def test_commands_and_refusals(emulator, start_bot, make_settings):
         preset = await carol.slash("chat preset", {"name": "nucleus9"})
         assert "nucleus9" in (await preset.wait_response()).message.content
 
+        # Three messages at once: the third is refused when it arrives, before the second is answered.
         first = await carol.dm("Hi")
-        await finished_reply(emu, carol, first)
         second = await carol.dm("Hi again")
-        await finished_reply(emu, carol, second)
         third = await carol.dm("One more")
-        limited = await emu.wait_for_message(carol, after=third)
+        limited = await emu.wait_for_message(carol, lambda m: "chat messages every" in m.content, after=third)
         assert "2 chat messages every 10 minutes" in limited.content
+        await finished_reply(emu, carol, first)
+        answer = await finished_reply(emu, carol, second)
+        assert limited.id < answer.id
         async with bot.services.sessions() as session:
             stored = (await session.scalars(select(ChatMessage.text).where(ChatMessage.role == "user"))).all()
             assert stored == ["Hi", "Hi again"]

@@ -56,12 +56,16 @@ async def test_count_tokens_text_and_messages(make_runner):
 async def test_eos_stops_generation_without_ignore_eos(make_runner):
     runner = await make_runner()
     params = SamplingParams(temperature=1.5, top_k=0, top_p=1.0, repeat_penalty=1.0, max_tokens=400, seed=3)
-    reasons = set()
+    reasons = []
     for seed in range(12):
         res = await runner.stream_chat(user("x"), params.with_(seed=seed), user_key="u").final()
-        reasons.add(res.finish_reason)
+        reasons.append(res.finish_reason)
         assert res.completion_tokens <= 400
-    assert reasons <= {"stop", "length"}
+        if res.finish_reason == "stop":
+            assert res.completion_tokens < 400
+    # The random model samples its end-of-turn token now and then: at least one reply must end on it.
+    assert "stop" in reasons
+    assert set(reasons) <= {"stop", "length"}
 
 
 async def test_stop_string_cuts_output(make_runner):
