@@ -26,17 +26,17 @@ class LlamaServer:
         self.model = model
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}/v1"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
-             "--port", str(self.port), "--n_threads", "1", "--n_ctx", "2048"],
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
+            "--port", str(self.port), "--n_threads", "1", "--n_ctx", "2048",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         async with aiohttp.ClientSession() as session:
             for _ in range(600):
-                if self.process.poll() is not None:
+                if self.process.returncode is not None:
                     raise RuntimeError(f"llama_cpp.server exited with {self.process.returncode}")
                 with contextlib.suppress(aiohttp.ClientError):
                     async with session.get(f"{self.base_url}/models") as response:
@@ -46,7 +46,7 @@ class LlamaServer:
         raise RuntimeError("llama_cpp.server did not come up within a minute")
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is not None and self.process.returncode is None:
             self.process.send_signal(signal.SIGKILL)  # gone mid-reply, as when the machine dies
-            await asyncio.to_thread(self.process.wait)
+            await self.process.wait()
         self.process = None
