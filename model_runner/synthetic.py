@@ -9,12 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
+from .templates import CHATML_TEMPLATE
 
 # Same ids as SmolLM2 (ChatML): bos is <|im_start|>, eos is <|im_end|>.
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")

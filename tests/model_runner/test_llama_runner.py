@@ -383,8 +383,9 @@ async def test_a_worker_crash_fails_requests_instead_of_hanging_them(make_runner
         runner.stream_chat(user("again"), GREEDY, user_key="u")
 
 
-async def test_prompt_chunks_and_next_tokens_go_in_separate_decodes(make_runner, monkeypatch):
-    # Mixed batches were measured to be many times slower with one KV window per sequence.
+async def test_prompts_are_read_together_and_apart_from_next_tokens(make_runner, monkeypatch):
+    # With a KV window per sequence llama.cpp micro-batches equally many tokens of each sequence:
+    # every decode gives every sequence in it the same number of tokens.
     import llama_cpp
 
     shapes: list[dict[int, int]] = []
@@ -404,5 +405,6 @@ async def test_prompt_chunks_and_next_tokens_go_in_separate_decodes(make_runner,
         for i in range(4)
     ))
     multi = [s for s in shapes if len(s) > 1]
-    assert multi, "the four conversations were never decoded together"
-    assert all(set(s.values()) == {1} for s in multi)  # several sequences: one token each
+    assert any(set(s.values()) == {1} for s in multi), "the four conversations were never decoded together"
+    assert any(min(s.values()) > 1 for s in multi), "prompts arriving together were read one by one"
+    assert all(len(set(s.values())) == 1 for s in shapes)
