@@ -194,8 +194,9 @@ class ChatService:
         self.runner = runner
         self._token_cache: dict[str, int] = {}
         self._user_locks = KeyedLocks()
-        # Short: one regeneration request at a time per user, so a double click opens one answer.
-        self._regeneration_locks = KeyedLocks()
+        # Short: one reply opened at a time per user, so that messages arriving together are counted
+        # against the rate limit one after another, and a double click opens one answer.
+        self._opening_locks = KeyedLocks()
 
     @property
     def model_name(self) -> str:
@@ -332,7 +333,7 @@ class ChatService:
         if not text:
             raise InvalidInput("Your message is empty: write some text for me to answer.")
         now = now or datetime.now(UTC)
-        async with self.sessions() as session:
+        async with self._opening_locks(discord_id), self.sessions() as session:
             if discord_message_id is not None and await session.scalar(
                 select(ChatMessage.id).where(ChatMessage.discord_message_id == discord_message_id)
             ):
@@ -615,7 +616,7 @@ class ChatService:
                          now: datetime | None = None) -> AcceptedMessage:
         """Open a new alternative for the latest turn; it becomes the shown (kept) one once written."""
         now = now or datetime.now(UTC)
-        async with self._regeneration_locks(discord_id), self.sessions() as session:
+        async with self._opening_locks(discord_id), self.sessions() as session:
             reply = await self._owned_reply(session, discord_id, reply_id, display_name)
             conversation = await self._check_current(session, reply, "regenerated")
             pending = await session.scalar(
