@@ -4,14 +4,23 @@
     python bench/chat.py --quick    # shorter runs
     python bench/chat.py --models random306m --threads 2
 
-Figures per model (targets in brackets):
+Figures per model (targets in brackets; speeds are ratios, the machines are shared):
+* ceiling_tokens_per_s: a minimal greedy decode loop on llama.cpp's C API (no detokenizing in
+  Python), one sequence, on the same file, threads and reply length; ceiling_8_vs_1: the same
+  loop's aggregate rate with 8 sequences in one batch / one sequence
+* runner_vs_ceiling: LlamaCppRunner with the same greedy sampling (ignoring EOS) / the
+  one-sequence ceiling [>= 0.9]
+* batching_efficiency: concurrent_8.aggregate_vs_single / ceiling_8_vs_1 [>= 0.9]
 * runner_vs_raw: decode tokens/s through LlamaCppRunner / plain llama-cpp-python
-  ``create_chat_completion(stream=True)`` on the same file and threads [>= 0.95]
+  ``create_chat_completion(stream=True)`` on the same file and threads
 * cache_speedup: time to first token of turn 10 (about 1500 tokens of history) cold / with the
   conversation live in the context [>= 5]; also cold / restored from the state cache
 * concurrent_8: aggregate tokens/s of 8 conversations at once / one alone [>= 0.9], and the
   longest wait for a first token, in units of one whole single reply [<= 1]
 * loop_lag_ms_max: the worst event-loop lag seen by a 10 ms ticker while generating [< 50]
+
+Also printed: the load average and calibration_ms (median of five timings of sum(range(10**6)));
+targets assume calibration_ms = 10.
 
 The random model is written with the ``gguf`` package and quantized once, then cached.
 """
@@ -37,6 +46,7 @@ from model_runner import LlamaCppRunner, SamplingParams, bundled_smollm2_path  #
 from model_runner.synthetic import bench_model_params, quantize, write_random_llama_gguf  # noqa: E402
 
 K50 = SamplingParams(temperature=0.75, top_k=50, top_p=0.95, repeat_penalty=1.2)
+GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, ignore_eos=True)
 
 # Plain English filler for conversation history (a realistic token density for the vocabulary).
 SENTENCES = [
@@ -120,31 +130,100 @@ class RawLlama:
         return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-async def runner_decode_rate(runner: LlamaCppRunner, messages: list[dict[str, str]], n_tokens: int,
+class Ceiling:
+    """The fastest this file and these threads go: greedy decoding straight on llama.cpp's C API,
+    no detokenizing in Python, the context laid out as the runner's (a KV window per sequence)."""
+
+    def __init__(self, model: Path, threads: int, n_seq: int = 8, n_ctx_seq: int = 512) -> None:
+        import llama_cpp as lc
+
+        self.lc = lc
+        self.model = lc.llama_model_load_from_file(str(model).encode(), lc.llama_model_default_params())
+        params = lc.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = n_ctx_seq * n_seq, 512, 512
+        params.n_seq_max, params.kv_unified = n_seq, False
+        params.n_threads = params.n_threads_batch = threads
+        params.no_perf = True
+        self.ctx = lc.llama_init_from_model(self.model, params)
+        self.mem = lc.llama_get_memory(self.ctx)
+        self.batch = lc.llama_batch_init(512, 0, 1)
+        self.greedy = lc.llama_sampler_init_greedy()
+        self.prompt = list(range(10, 42))  # any 32 tokens: the weights do not care
+
+    def _decode(self, items: list[tuple[int, int, int, bool]]) -> None:
+        batch = self.batch
+        for n, (seq, token, pos, logits) in enumerate(items):
+            batch.token[n], batch.pos[n], batch.n_seq_id[n] = token, pos, 1
+            batch.seq_id[n][0], batch.logits[n] = seq, logits
+        batch.n_tokens = len(items)
+        if self.lc.llama_decode(self.ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    def rate(self, n_seq: int, n_tokens: int) -> float:
+        """Aggregate generated tokens/s of n_seq sequences decoded together after their prompts."""
+        lc = self.lc
+        for seq in range(n_seq):
+            lc.llama_memory_seq_rm(self.mem, seq, -1, -1)
+            self._decode([(seq, t, i, i == len(self.prompt) - 1) for i, t in enumerate(self.prompt)])
+            lc.llama_memory_seq_rm(self.mem, seq, len(self.prompt), -1)
+        last = [lc.llama_sampler_sample(self.greedy, self.ctx, len(self.prompt) - 1)] * n_seq
+        start = time.perf_counter()
+        for step in range(n_tokens):
+            self._decode([(seq, last[seq], len(self.prompt) + step, True) for seq in range(n_seq)])
+            last = [lc.llama_sampler_sample(self.greedy, self.ctx, i) for i in range(n_seq)]
+        return n_seq * n_tokens / (time.perf_counter() - start)
+
+    def close(self) -> None:
+        self.lc.llama_sampler_free(self.greedy)
+        self.lc.llama_batch_free(self.batch)
+        self.lc.llama_free(self.ctx)
+        self.lc.llama_model_free(self.model)
+
+
+async def runner_decode_rate(runner: LlamaCppRunner, messages: list[dict[str, str]], params: SamplingParams,
                              key: str, lag: LagMeter) -> float:
-    stamps = []
+    """Tokens/s between the first and the last token, as the runner measured them."""
     with lag:
-        async for _ in runner.stream_chat(messages, K50.with_(max_tokens=n_tokens), user_key="bench",
-                                          conversation_key=key):
-            stamps.append(time.perf_counter())
-    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+        result = await runner.stream_chat(messages, params, user_key="bench", conversation_key=key).final()
+    assert result.tokens_per_second is not None
+    return result.tokens_per_second
+
+
+async def runner_vs_ceiling(runner: LlamaCppRunner, ceiling: Ceiling, n_tokens: int, reps: int,
+                            lag: LagMeter) -> dict[str, Any]:
+    """Alternate the ceiling loops and the runner so that load changes on the machine hit all."""
+    messages = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
+    params = GREEDY.with_(max_tokens=n_tokens)
+    await asyncio.to_thread(ceiling.rate, 1, 8)  # warm up (page in the weights)
+    ones, eights, ours = [], [], []
+    for i in range(reps):
+        ones.append(await asyncio.to_thread(ceiling.rate, 1, n_tokens))
+        ours.append(await runner_decode_rate(runner, messages, params, f"greedy{i}", lag))
+        eights.append(await asyncio.to_thread(ceiling.rate, 8, n_tokens))
+    return {
+        "ceiling_tokens_per_s": round(statistics.median(ones), 2),
+        "ceiling_8_tokens_per_s": round(statistics.median(eights), 2),
+        "ceiling_8_vs_1": round(statistics.median(e / o for e, o in zip(eights, ones, strict=True)), 3),
+        "runner_greedy_tokens_per_s": round(statistics.median(ours), 2),
+        "runner_vs_ceiling": round(statistics.median(r / o for r, o in zip(ours, ones, strict=True)), 3),
+    }
 
 
 async def runner_vs_raw(runner: LlamaCppRunner, raw: RawLlama, n_tokens: int, reps: int,
                         lag: LagMeter) -> dict[str, Any]:
     """Alternate raw and runner repetitions so that load changes on the machine hit both."""
     messages = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
+    params = K50.with_(max_tokens=n_tokens)
     await asyncio.to_thread(raw.decode_rate, messages, 8)  # warm both up (page in the weights)
-    await runner_decode_rate(runner, messages, 8, "warmup", LagMeter())
+    await runner_decode_rate(runner, messages, params.with_(max_tokens=8), "warmup", LagMeter())
     raw_rates, ours = [], []
     for i in range(reps):
         raw_rates.append(await asyncio.to_thread(raw.decode_rate, messages, n_tokens))
-        ours.append(await runner_decode_rate(runner, messages, n_tokens, f"rate{i}", lag))
+        ours.append(await runner_decode_rate(runner, messages, params, f"rate{i}", lag))
     return {
         "raw_tokens_per_s": round(statistics.median(raw_rates), 2),
         "runner_tokens_per_s": round(statistics.median(ours), 2),
         "runner_vs_raw": round(statistics.median(ours) / statistics.median(raw_rates), 3),
-        "pair_ratios": [round(o / r, 3) for o, r in zip(ours, raw_rates, strict=True)],
     }
 
 
@@ -255,11 +334,14 @@ async def bench_model(name: str, path: Path, args: argparse.Namespace) -> dict[s
     out: dict[str, Any] = {"model": name, "path": str(path), "threads": args.threads}
 
     raw = await asyncio.to_thread(RawLlama, path, args.threads)
+    ceiling = await asyncio.to_thread(Ceiling, path, args.threads)
     lag = LagMeter()
     runner = LlamaCppRunner(path, n_ctx=2048, n_threads=args.threads, n_parallel=8,
                             state_cache_bytes=args.state_cache_mib << 20)
     await runner.start()
     try:
+        out.update(await runner_vs_ceiling(runner, ceiling, n_tokens, reps, lag))
+        ceiling.close()
         out.update(await runner_vs_raw(runner, raw, n_tokens, reps, lag))
         raw.llm.close()
         out["cache"] = await cache_speedup(runner, 600 if quick else 1500, lag)
@@ -267,9 +349,20 @@ async def bench_model(name: str, path: Path, args: argparse.Namespace) -> dict[s
         out["concurrent_8"] = await concurrent(runner, 8, 32 if quick else 128, 1 if quick else 2, lag)
     finally:
         await runner.close()
+    out["batching_efficiency"] = round(out["concurrent_8"]["aggregate_vs_single"] / out["ceiling_8_vs_1"], 3)
     out["loop_lag_ms_max"] = round(lag.max_ms, 2)
     out["loop_lag_ms_p99"] = round(sorted(lag.lags)[int(0.99 * (len(lag.lags) - 1))] * 1000, 2) if lag.lags else 0.0
     return out
+
+
+def calibration_ms() -> float:
+    """Median of five timings of sum(range(10**6)): how fast this machine is right now."""
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        sum(range(10**6))
+        timings.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(timings), 2)
 
 
 async def main() -> None:
@@ -282,6 +375,7 @@ async def main() -> None:
     args = ap.parse_args()
 
     results: list[dict[str, Any]] = []
+    machine = {"load_average_start": [round(x, 2) for x in os.getloadavg()], "calibration_ms": calibration_ms()}
     for name in args.models.split(","):
         name = name.strip()
         if name == "smollm2":
@@ -295,7 +389,9 @@ async def main() -> None:
             raise SystemExit(f"unknown model {name!r}")
         results.append(await bench_model(name, path, args))
         print(json.dumps(results[-1]), file=sys.stderr)  # progress, in case a later model fails
-    print(json.dumps({"bench": "chat", "quick": args.quick, "results": results}, indent=2))
+    machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    machine["calibration_ms_end"] = calibration_ms()
+    print(json.dumps({"bench": "chat", "quick": args.quick, **machine, "results": results}, indent=2))
 
 
 if __name__ == "__main__":

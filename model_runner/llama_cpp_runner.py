@@ -30,6 +30,7 @@ from .errors import (
 )
 from .fair_queue import FairQueue
 from .params import DEFAULT_PRESET, PRESETS, SamplingParams
+from .priority import lower_priority, native_threads
 from .resolve import check_gguf_file
 from .sampler import make_sampler
 from .scheduler import plan_step
@@ -79,9 +80,8 @@ class LlamaCppRunner:
     KV cells. ``state_cache_bytes`` bounds the saved states of conversations that are not live
     in one of the ``n_parallel`` sequences (0 disables saving).
 
-    (Lowering the worker thread's OS priority was tried and dropped: the thread holds the GIL
-    between decodes, so under outside CPU load a deprioritised worker made the event loop wait
-    longer, not shorter.)
+    ``helper_nice`` is the nice value of llama.cpp's helper compute threads (see ``priority``);
+    0 leaves them at the bot's priority.
     """
 
     backend = "llama.cpp"
@@ -97,6 +97,7 @@ class LlamaCppRunner:
         n_parallel: int = 4,
         state_cache_bytes: int = 256 * MiB,
         chat_template: str | None = None,
+        helper_nice: int = 10,
         verbose: bool = False,
     ) -> None:
         if n_ctx < 16 or n_batch < 1 or n_parallel < 1:
@@ -108,6 +109,7 @@ class LlamaCppRunner:
         self.n_parallel = n_parallel
         self._n_ctx_requested = n_ctx
         self._chat_template_override = chat_template
+        self._helper_nice = helper_nice
         self._verbose = verbose
 
         self._queue: FairQueue[_Job] = FairQueue(on_positions=self._publish_positions)
@@ -331,6 +333,24 @@ class LlamaCppRunner:
         self._n_ctx_seq = min(n_ctx, lc.llama_n_ctx_seq(ctx))
         self._batch = lc.llama_batch_init(self.n_batch, 0, 1)
         self._sequences = Sequences(lc, ctx, self.n_parallel, self.state_cache)
+        self._start_helper_threads()
+
+    def _start_helper_threads(self) -> None:
+        """One throwaway decode starts llama.cpp's helper threads; they then yield to the bot's."""
+        before = native_threads()
+        self._decode_tokens([(0, 0, 0)])
+        self._lc.llama_memory_seq_rm(self._lc.llama_get_memory(self._ctx), 0, -1, -1)
+        changed = lower_priority(native_threads() - before, self._helper_nice)
+        log.debug("%d llama.cpp helper threads at nice %d", changed, self._helper_nice)
+
+    def _decode_tokens(self, items: list[tuple[int, int, int]]) -> int:
+        """llama_decode of (sequence, token, position) items, logits for the last; returns its code."""
+        batch = self._batch
+        for n, (seq, token, pos) in enumerate(items):
+            batch.token[n], batch.pos[n], batch.n_seq_id[n], batch.seq_id[n][0] = token, pos, 1, seq
+            batch.logits[n] = n == len(items) - 1
+        batch.n_tokens = len(items)
+        return self._lc.llama_decode(self._ctx, batch)
 
     def _serve(self) -> None:
         while True:

@@ -408,3 +408,19 @@ async def test_prompts_are_read_together_and_apart_from_next_tokens(make_runner,
     assert any(set(s.values()) == {1} for s in multi), "the four conversations were never decoded together"
     assert any(min(s.values()) > 1 for s in multi), "prompts arriving together were read one by one"
     assert all(len(set(s.values())) == 1 for s in shapes)
+
+
+async def test_llama_cpp_helper_threads_yield_to_the_bots_threads(make_runner):
+    import os
+
+    from model_runner.priority import native_threads
+
+    if not native_threads():
+        pytest.skip("needs /proc (Linux)")
+    before = native_threads()
+    await make_runner(n_threads=2)
+    new = native_threads() - before
+    python_threads = {t.native_id for t in threading.enumerate()}
+    helpers = new - python_threads
+    assert helpers and {os.getpriority(os.PRIO_PROCESS, tid) for tid in helpers} == {10}
+    assert all(os.getpriority(os.PRIO_PROCESS, tid) == 0 for tid in new & python_threads)  # the worker
