@@ -422,5 +422,6 @@ async def test_llama_cpp_helper_threads_yield_to_the_bots_threads(make_runner):
     new = native_threads() - before
     python_threads = {t.native_id for t in threading.enumerate()}
     helpers = new - python_threads
-    assert helpers and {os.getpriority(os.PRIO_PROCESS, tid) for tid in helpers} == {10}
-    assert all(os.getpriority(os.PRIO_PROCESS, tid) == 0 for tid in new & python_threads)  # the worker
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert helpers and all(os.getpriority(os.PRIO_PROCESS, tid) >= max(10, ours) for tid in helpers)
+    assert all(os.getpriority(os.PRIO_PROCESS, tid) == ours for tid in new & python_threads)  # the worker
