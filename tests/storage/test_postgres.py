@@ -122,26 +122,3 @@ async def test_a_simulated_campaign_and_its_export(engine, tmp_path):
         assert {e.user_id: e.points for e in board} == {u: round(p, 2) for u, p in expected.items()}
         for entry in board[:3]:
             assert (await service.user_stats(entry.user_id)).ranks[period][1] == entry.points
-
-
-async def test_chat_preferences(engine):
-    from bot.chat.service import ChatService
-    from bot.config import ChatSettings
-    from storage.models import ChatPreference
-
-    await db.upgrade(engine)
-    sessions = db.session_factory(engine)
-
-    async def words(text_: str) -> int:
-        return len(text_.split())
-
-    chat = ChatService(sessions, ChatSettings(), words, "model")
-    turn = await chat.begin_turn(7, "Name a colour")
-    await chat.finish_reply(turn.reply_id, "Blue")
-    again = await chat.regenerate(7, turn.reply_id)
-    await chat.finish_reply(again.reply_id, "Red")
-    assert (await chat.keep(7, turn.reply_id)).pairs_recorded == 1
-    assert (await chat.keep(7, turn.reply_id)).pairs_recorded == 0  # the same choice counts once
-    async with sessions() as session:
-        pairs = [(p.chosen_id, p.rejected_id) for p in (await session.scalars(select(ChatPreference))).all()]
-    assert pairs == [(turn.reply_id, again.reply_id)]
