@@ -83,6 +83,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         "additionalProperties": False,
     },
+    "ratings": {
+        "type": "object",
+        "required": ["prompt", "completion", "label", "source", "user_id", "conversation_id", "message_id"],
+        "additionalProperties": False,
+        "properties": {
+            "prompt": {"type": "array", "minItems": 1, "items": TURN},
+            "completion": {"type": "array", "minItems": 1, "maxItems": 1, "items": TURN},
+            "label": {"type": "boolean"},
+            "source": {"enum": ["chat"]},
+            "user_id": {"type": "string", "minLength": 1},
+            "model_name": {"type": "string"}, "lang": {"type": "string"},
+            "conversation_id": ID, "message_id": ID,
+        },
+    },
     "sft": {
         "type": "object",
         "required": ["messages", "message_tree_id"],

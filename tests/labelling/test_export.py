@@ -159,13 +159,13 @@ async def populate(sessions) -> World:
             return m
 
         await chat("c_u1", conv, None, "user", "Hi")
-        await chat("c_a1", conv, "c_u1", "assistant", "Hello!", model_name="smol-135m")
+        await chat("c_a1", conv, "c_u1", "assistant", "Hello!", model_name="smol-135m", feedback=1)
         await chat("c_u2", conv, "c_a1", "user", "Name a colour")
-        await chat("c_a2a", conv, "c_u2", "assistant", "Blue, green and more.", kept=False)
+        await chat("c_a2a", conv, "c_u2", "assistant", "Blue, green and more.", kept=False, feedback=-1)
         await chat("c_a2b", conv, "c_u2", "assistant", "Blue.", model_name="smol-135m")
         await chat("c_a2c", conv, "c_u2", "assistant", "Bl", state=ChatMessageState.CANCELLED, kept=False)
         await chat("o_u1", other, None, "user", "secret")
-        await chat("o_a1", other, "o_u1", "assistant", "a")
+        await chat("o_a1", other, "o_u1", "assistant", "a", feedback=1)
         await chat("o_a2", other, "o_u1", "assistant", "b", kept=False)
         s.add_all(
             [
@@ -574,3 +574,14 @@ async def test_flat_layout_is_the_trees_flattened(env):
             yield from flatten(child, tree)
 
     assert [row for tree in trees for row in flatten(tree["prompt"], tree)] == flat
+
+
+async def test_ratings_are_kto_lines_without_opted_out_users(env):
+    sessions, w, tmp_path = env
+    rows = await run(sessions, tmp_path, "ratings")
+    assert [(r["message_id"], r["label"]) for r in rows] == [(str(w["c_a1"]), True), (str(w["c_a2a"]), False)]
+    assert rows[1]["prompt"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                                 {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Name a colour"}]
+    assert rows[0]["user_id"] == rows[1]["user_id"] == expected_pseudonym(1002)
+    assert rows[0]["lang"] == "de" and rows[0]["model_name"] == "smol-135m"
+    assert all(r["source"] == "chat" for r in rows)
