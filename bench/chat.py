@@ -44,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from calibration import calibration_ms  # noqa: E402
+
 from model_runner import LlamaCppRunner, SamplingParams, bundled_smollm2_path  # noqa: E402
 from model_runner.synthetic import bench_model_params, quantize, write_random_llama_gguf  # noqa: E402
 
@@ -363,16 +365,6 @@ async def bench_model(name: str, path: Path, args: argparse.Namespace) -> dict[s
     out["loop_lag_ms_max"] = round(lag.max_ms, 2)
     out["loop_lag_ms_p99"] = round(sorted(lag.lags)[int(0.99 * (len(lag.lags) - 1))] * 1000, 2) if lag.lags else 0.0
     return out
-
-
-def calibration_ms() -> float:
-    """Median of five timings of sum(range(10**6)): how fast this machine is right now."""
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        sum(range(10**6))
-        timings.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(timings), 2)
 
 
 async def main() -> None:

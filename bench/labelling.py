@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from calibration import calibration_ms  # noqa: E402
+
 from storage import db  # noqa: E402
 
 LANGS = [("en", 0.6), ("de", 0.15), ("es", 0.1), ("fr", 0.1), ("ru", 0.05)]
@@ -465,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = None if args.db else Path(tempfile.mkdtemp(prefix="oabot-bench-"))
     path = args.db or workdir / "bench.db"
     # Figures from a busy machine are not comparable: say how busy it was.
-    report: dict = {"scale": args.scale, "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}
+    report: dict = {"scale": args.scale, "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(),
+                    "calibration_ms": calibration_ms()}
     try:
         if args.reuse:
             if not path.exists():
