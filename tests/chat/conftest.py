@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
 
-from bot.app import OABot
 from bot.config import Settings
-from emulator.pytest_plugin import emulator  # noqa: F401  (fixture)
-from emulator.testing import run_client
 from model_runner import LlamaCppRunner, bundled_smollm2_path
 from model_runner.synthetic import write_random_llama_gguf
 
@@ -57,14 +53,3 @@ def make_settings(tmp_path, smollm2):
     return make
 
 
-@pytest.fixture
-def start_bot(emulator):  # noqa: F811
-    """`async with start_bot(settings) as bot:` runs the real bot against the emulator."""
-
-    @contextlib.asynccontextmanager
-    async def start(settings: Settings):
-        bot = OABot(settings)
-        async with run_client(bot, emulator, timeout=60):
-            yield bot
-
-    return start
