@@ -22,8 +22,8 @@ from bot.labelling.member_tasks import MemberTasks, Outcome
 from bot.labelling.post_channels import ChannelConfig, PostChannels
 from bot.labelling.posts import PostContent, PostRef, PostService
 from cogs.labelling import answering, render, render_posts
-from cogs.labelling.task_cog import RETRYABLE, TEXT_INPUT_MAX, member_of, refusal_text, task_message
-from cogs.labelling.task_views import WRITE_CODES, again_view, modal_text, outcome_view, text_modal
+from cogs.labelling.task_cog import TEXT_INPUT_MAX, give_text_back, member_of, refusal_text, task_message
+from cogs.labelling.task_views import WRITE_CODES, modal_text, outcome_view, text_modal
 
 log = logging.getLogger(__name__)
 COG = "Posts"
@@ -254,12 +254,7 @@ class PostsCog(commands.Cog, name=COG):
         try:
             outcome = await answering.run(interaction, self.members.submit_text(member, task_id, text))
         except LabellingError as refused:
-            retry = refused.reason in RETRYABLE
-            embed, file = render.echo(refusal_text(refused), text, retry=retry)
-            extra: dict[str, Any] = {"file": file} if file else {}
-            if retry:
-                extra["view"] = again_view(task_id, code)
-            await answering.note(interaction, embed=embed, **extra)
+            await give_text_back(interaction, refused, text, task_id, code)
             return
         notices = await self.posts.take_notices(member.discord_id)
         await answering.note(interaction, with_notices(notices, None), embed=render.outcome_embed(outcome),

@@ -63,6 +63,18 @@ def refusal_text(error: LabellingError) -> str:
     return error.message
 
 
+async def give_text_back(interaction: discord.Interaction, refused: LabellingError, text: str, task_id: int,
+                         code: str) -> None:
+    """Nothing the member wrote is lost: a refused text comes back with the reason, and with a "Write
+    again" button when the same task still takes a corrected text."""
+    retry = refused.reason in RETRYABLE
+    embed, file = render.echo(refusal_text(refused), text, retry=retry)
+    extra: dict[str, Any] = {"file": file} if file else {}
+    if retry:
+        extra["view"] = again_view(task_id, code)
+    await answering.note(interaction, embed=embed, **extra)
+
+
 class TaskCog(commands.Cog, name="Tasks"):
     """After each recorded submission it dispatches ``task_outcome`` (an Outcome), so task posts showing
     the same work can be brought up to date."""
@@ -219,13 +231,7 @@ class TaskCog(commands.Cog, name="Tasks"):
         try:
             outcome = await answering.run(interaction, self.members.submit_text(member_of(interaction), task_id, text))
         except LabellingError as refused:
-            # Nothing the member wrote is lost: the text comes back with the reason.
-            retry = refused.reason in RETRYABLE
-            embed, file = render.echo(refusal_text(refused), text, retry=retry)
-            extra: dict[str, Any] = {"file": file} if file else {}
-            if retry:
-                extra["view"] = again_view(task_id, code)
-            await answering.note(interaction, embed=embed, **extra)
+            await give_text_back(interaction, refused, text, task_id, code)
             return
         await answering.update(interaction, **outcome_message(outcome))
         self.bot.dispatch("task_outcome", outcome)
