@@ -62,15 +62,15 @@ class Jobs:
         if services.synthetic is not None:
             self._add(write_synthetic_reply, intervals.synthetic_reply_minutes)
 
-    def _add(self, job: Callable[[Services], Awaitable[Any]], minutes: int) -> None:
-        # The first run happens at start-up, so work left by downtime (expired tasks, finished trees)
-        # moves on at once.
+    def _add(self, job: Callable[[Services], Awaitable[Any]], minutes: float) -> None:
+        # The first run happens at start-up (unless another live process holds the job's lease), so work
+        # left by downtime (expired tasks, finished trees) moves on at once.
         self.add_interval(job.__name__, lambda: job(self.services), minutes, first_run=datetime.now(UTC))
 
     def add_interval(self, job_id: str, job: Callable[[], Awaitable[Any]], minutes: float, *,
                      first_run: datetime) -> None:
-        """Run ``job`` every ``minutes`` from ``first_run``; a job with the same id is replaced."""
-
+        """Run ``job`` every ``minutes`` from ``first_run`` while this process holds the job's lease; a job
+        with the same id is replaced."""
         lease_ttl = timedelta(minutes=minutes) + self.lease_grace
 
         async def run() -> None:
@@ -78,10 +78,13 @@ class Jobs:
             assert task is not None
             self._running.add(task)
             try:
-                if not await leases.take_lease(self.services.sessions, job_id, self.holder, lease_ttl):
-                    log.debug("job %s skipped: another process holds its lease", job_id)
+                now = datetime.now(UTC)
+                if not await leases.take_lease(self.services.sessions, job_id, self.holder, lease_ttl, now=now):
+                    log.debug("job %s skipped: another process holds its lease", job_id, extra={"job": job_id})
                     return
-                log.debug("job %s runs in %s", job_id, self.holder)
+                log.debug("job %s runs in %s", job_id, self.holder, extra={
+                    "job": job_id, "holder": self.holder, "lease_from": now.isoformat(),
+                    "lease_until": (now + lease_ttl).isoformat()})
                 await job()
             except Exception:
                 log.exception("job %s failed; it runs again at its next time", job_id)
