@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling import submissions, tasks, votes
@@ -111,10 +111,13 @@ class PostReactions:
             for attempt in range(LOCKED_RETRIES):
                 try:
                     return await self._react(discord_user_id, discord_message_id, emoji, added, display_name)
-                except OperationalError as exc:
-                    # SQLite gives up on a writer after busy_timeout; a reaction event is not asked for
-                    # again, so it is tried again rather than lost (the member's later events wait).
-                    if "locked" not in str(exc) or attempt == LOCKED_RETRIES - 1:
+                except DBAPIError as exc:
+                    # SQLite gives up on a writer after busy_timeout; PostgreSQL ends one of two deadlocked
+                    # transactions (seen with two shards: a quick review waiting for its tree's row lock
+                    # while holding rows another transaction on that tree waits for). Either is rolled back
+                    # whole. A reaction event is not asked for again, so it is
+                    # tried again rather than lost (the member's later events wait).
+                    if not ("locked" in str(exc) or "deadlock detected" in str(exc)) or attempt == LOCKED_RETRIES - 1:
                         raise
             return None
 
