@@ -10,8 +10,9 @@ for review) and two task channels whose posts appear a few seconds after start.
 With --postgres the database is a fresh one on a PostgreSQL server (URL, else OABOT_TEST_POSTGRES_URL,
 else a throwaway server from .ci/postgres). With --processes N (needs --postgres) the bot runs as N
 processes with one shard each, the emulator has N guilds, one per shard, each with its two task
-channels, and members are spread over the guilds; they then run their slash commands in their guild's
-#general (in DMs they would all reach shard 0's process).
+channels, and members are spread over the guilds, reacting on their guild's posts. Their slash commands
+go to DMs, which Discord delivers on shard 0, unless --guild-commands sends them to their guild's
+#general (then each shard's process answers its guild, but a whole guild shares one channel's rate limits).
 
 Each member then loops for the given time, thinking 0..2*think seconds between actions:
   - /task prompt in DMs, Write, and the modal with a new prompt;
@@ -110,8 +111,9 @@ async def seed_database(url: str, task_channels: list[tuple[int, str, int]]) -> 
 
 class Member:
     def __init__(self, emu: Emulator, user: Any, figures: Figures, rng: random.Random, posts: list[Any],
-                 channel: Any | None = None) -> None:
+                 guild_id: int, channel: Any | None = None) -> None:
         self.emu, self.user, self.figures, self.rng, self.posts = emu, user, figures, rng, posts
+        self.guild_id = guild_id
         # Where the member runs slash commands: None for DMs.
         self.channel = channel
         self.count = 0
@@ -204,9 +206,8 @@ class Member:
                 return
 
     async def react(self) -> None:
-        # The posts of the member's own guild (all of them when slash commands run in DMs: one guild).
-        guild_id = self.channel.guild_id if self.channel is not None else None
-        posts = [p for p in self.posts if guild_id is None or self.emu.channels[p.channel_id].guild_id == guild_id]
+        # The posts of the member's own guild.
+        posts = [p for p in self.posts if self.guild_id == self.emu.channels[p.channel_id].guild_id]
         if not posts:
             return
         post = self.rng.choice(posts)
@@ -295,13 +296,15 @@ async def main() -> None:
     parser.add_argument("--postgres", nargs="?", const="", default=None, metavar="URL",
                         help="run on a fresh PostgreSQL database (server URL, else OABOT_TEST_POSTGRES_URL, "
                              "else a throwaway server from .ci/postgres)")
+    parser.add_argument("--guild-commands", action="store_true",
+                        help="members run slash commands in their guild's #general instead of in DMs")
     args = parser.parse_args()
     if args.processes < 1:
         parser.error("--processes must be at least 1")
     if args.processes > 1 and args.postgres is None:
         parser.error("several processes share one database only on PostgreSQL: add --postgres")
     report: dict[str, Any] = {"members": args.members, "seconds": args.seconds, "cpus": os.cpu_count(),
-                              "processes": args.processes,
+                              "processes": args.processes, "commands_in": "guild" if args.guild_commands else "dm",
                               "database": "sqlite" if args.postgres is None else "postgresql",
                               "loadavg_start": os.getloadavg(), "calibration_ms": calibration_ms()}
     workdir = Path(tempfile.mkdtemp(prefix="oabot-load-"))
@@ -371,9 +374,8 @@ async def run(args: argparse.Namespace, url: str, workdir: Path, report: dict[st
         members = []
         for i, user in enumerate(users):
             guild = guilds[i % len(guilds)]
-            # Members react on their own guild's posts; several shards: slash commands in their guild.
-            where = guild.channel("general") if args.processes > 1 else None
-            members.append(Member(emu, user, figures, random.Random(rng.random()), posts, where))
+            where = guild.channel("general") if args.guild_commands else None
+            members.append(Member(emu, user, figures, random.Random(rng.random()), posts, guild.id, where))
         loop = asyncio.get_running_loop()
         started = loop.time()
         until = started + args.seconds

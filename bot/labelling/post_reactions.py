@@ -39,6 +39,7 @@ from bot.labelling.trees import LABEL_KINDS, RANK_KINDS
 from storage.models import (
     BotPost,
     Message,
+    MessageTree,
     PostMessage,
     PostRankOrder,
     PostReaction,
@@ -127,6 +128,10 @@ class PostReactions:
             post = await session.scalar(select(BotPost).where(BotPost.discord_message_id == discord_message_id))
             if post is None:
                 return None
+            if post.tree_id is not None:
+                # The tree's row lock first, as every engine write on a tree takes it: votes and quick reviews
+                # that lock it only after their own rows deadlock each other on PostgreSQL.
+                await session.get(MessageTree, post.tree_id, with_for_update=True)
             if added:
                 user = await get_or_create_user(session, discord_user_id, display_name=display_name)
             else:
