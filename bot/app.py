@@ -28,7 +28,7 @@ from model_runner import (
     resolve_model_path,
 )
 from model_runner.reloadable import ReloadableRunner
-from storage import db
+from storage import db, leases
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,9 @@ async def start_chat(
     return ChatService(sessions, settings, runner), runner, None
 
 
-class OABot(commands.Bot):
+class OABot(commands.AutoShardedBot):
+    """Runs the shards ``[discord] shard_ids`` of ``shard_count`` (all of them when unset)."""
+
     def __init__(self, settings: Settings) -> None:
         # The bot never joins voice: discord.py's warnings about missing voice libraries are noise.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
@@ -115,6 +117,8 @@ class OABot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=PoliteCommandTree,
+            shard_count=settings.discord.shard_count,
+            shard_ids=settings.discord.shard_ids,
         )
         self.settings = settings
         self.services: Services | None = None
@@ -141,7 +145,7 @@ class OABot(commands.Bot):
             settings, engine, sessions, labelling, chat, runner, unavailable, synthetic
         )
         # Before the cogs, so a cog can schedule its own jobs (e.g. one per task channel) when it loads.
-        self.jobs = jobs.Jobs(self.services)
+        self.jobs = jobs.Jobs(self.services, holder=lease_holder_id(settings.discord.shard_ids))
         for extension in settings.discord.cogs:
             await self.load_extension(extension)
             log.info("loaded %s", extension)
@@ -151,6 +155,10 @@ class OABot(commands.Bot):
         # Start-up objects (modules, models, compiled statements) live as long as the process: moved out
         # of the collector's reach, full collections no longer pause the loop for tens of milliseconds.
         gc.freeze()
+
+    def handles_guild(self, guild_id: int) -> bool:
+        """Whether this process runs the shard of that guild (its events and its channel posts)."""
+        return self.settings.discord.handles_guild(guild_id)
 
     async def _sync_commands(self) -> None:
         guild_ids = self.settings.discord.command_guild_ids
@@ -198,7 +206,13 @@ class OABot(commands.Bot):
             await self.services.engine.dispose()
 
     async def on_ready(self) -> None:
-        log.info("connected as %s (%s) in %d guilds", self.user, self.user.id if self.user else "?", len(self.guilds))
+        log.info("connected as %s (%s) in %d guilds, shards %s of %s", self.user, self.user.id if self.user else "?",
+                 len(self.guilds), sorted(self.shards), self.shard_count)
+
+
+def lease_holder_id(shard_ids: list[int] | None) -> str:
+    """This process's name in the job lease table: host, pid, and its shards when it runs only some."""
+    return leases.new_holder_id("shards=" + ",".join(map(str, shard_ids)) if shard_ids is not None else "")
 
 
 async def serve(settings: Settings) -> None:

@@ -20,6 +20,7 @@ DISCORD_GATEWAY = "wss://gateway.discord.gg/"
 NonNegInt = Annotated[int, Field(ge=0)]
 PosInt = Annotated[int, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -43,6 +44,30 @@ class DiscordSettings(Section):
         "cogs.labelling.post_reactions", "cogs.admin",
     ]
     sync_commands: bool = True
+    # Sharding: None asks Discord how many shards to run, all in this process. To split a bot over
+    # several processes on one PostgreSQL database, give each the same shard_count and its own shard_ids.
+    shard_count: PosInt | None = None
+    shard_ids: list[NonNegInt] | None = None
+
+    @model_validator(mode="after")
+    def _shards(self) -> DiscordSettings:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("shard_ids needs shard_count (the total number of shards over all processes)")
+        if not self.shard_ids:
+            raise ValueError("shard_ids must list at least one shard")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError(f"shard_ids lists a shard twice (got {self.shard_ids})")
+        if max(self.shard_ids) >= self.shard_count:
+            raise ValueError(f"shard_ids must be below shard_count {self.shard_count} (got {self.shard_ids})")
+        return self
+
+    def handles_guild(self, guild_id: int) -> bool:
+        """Whether this process runs the shard that receives this guild's events (Discord's rule)."""
+        if self.shard_ids is None or self.shard_count is None:
+            return True
+        return (guild_id >> 22) % self.shard_count in self.shard_ids
 
     @field_validator("api_base_url", "gateway_url")
     @classmethod
@@ -175,9 +200,11 @@ class ChatSettings(Section):
 
 
 class SchedulerSettings(Section):
-    expire_tasks_minutes: PosInt = 10
-    tree_maintenance_minutes: PosInt = 5
-    synthetic_reply_minutes: PosInt = 10
+    expire_tasks_minutes: PosFloat = 10
+    tree_maintenance_minutes: PosFloat = 5
+    synthetic_reply_minutes: PosFloat = 10
+    # A job's lease lasts one period plus this; a dead process's jobs move to another after that long.
+    lease_grace_seconds: PosFloat = 30
 
 
 class PostSettings(Section):

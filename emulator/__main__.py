@@ -20,6 +20,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--guild", default=None, help="create a guild with this name and a #general channel")
     parser.add_argument("--interaction-deadline", type=float, default=3.0)
     parser.add_argument("--no-rate-limits", action="store_true", help="never answer 429 by itself")
+    parser.add_argument("--shards", type=int, default=1,
+                        help="shard count GET /gateway/bot recommends (events are routed by guild shard)")
     parser.add_argument("--history", type=int, default=10000,
                         help="how many REST calls and gateway events to keep for inspection")
     return parser.parse_args(argv)
@@ -30,6 +32,7 @@ async def main(argv: list[str] | None = None) -> None:
     emu = Emulator(
         token=args.token, bot_name=args.bot_name, interaction_deadline=args.interaction_deadline,
         rate_limits=not args.no_rate_limits, history_limit=args.history,
+        shards=args.shards,
     )
     try:
         await emu.start(args.host, args.port)

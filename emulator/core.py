@@ -133,9 +133,14 @@ class Emulator:
         rate_limits: bool = True,
         heartbeat_interval_ms: int = 41250,
         history_limit: int | None = None,
+        shards: int = 1,
     ) -> None:
         """history_limit: keep only the last N REST calls and gateway events (a long-running playground or
-        benchmark); tests keep everything."""
+        benchmark); tests keep everything. shards: the shard count `GET /gateway/bot` recommends (the
+        gateway routes each guild's events to the session of shard (guild id >> 22) % count, DMs to 0)."""
+        if shards < 1:
+            raise ValueError("shards must be at least 1")
+        self.shard_count = shards
         self.ids = SnowflakeFactory()
         self.application_id = self.ids.next()
         # Discord tokens start with the base64 of the bot's id; discord.py never checks, but tools do.
@@ -421,6 +426,14 @@ class Emulator:
         """Calls of one route, e.g. `"PATCH /channels/{channel_id}/messages/{message_id}"`."""
         return [c for c in self.calls if c.route == route]
 
+    def snowflake_on_shard(self, shard: int) -> int:
+        """A fresh snowflake whose guild would live on this shard (its millisecond part decides)."""
+        if not 0 <= shard < self.shard_count:
+            raise ValueError(f"shard {shard} is not below the shard count {self.shard_count}")
+        while ((snowflake := self.ids.next()) >> 22) % self.shard_count != shard:  # at most shard_count ms
+            pass
+        return snowflake
+
     def guild_of(self, channel: Channel) -> Guild | None:
         return self.guilds.get(channel.guild_id) if channel.guild_id else None
 
@@ -435,11 +448,15 @@ class Emulator:
         bot_permissions: int = P.DEFAULT_BOT,
         moderator_permissions: int = P.DEFAULT_MODERATOR,
         id: int | None = None,
+        shard: int | None = None,
     ) -> Guild:
         """A guild with @everyone, a Moderator role, the bot as a member (with its managed role) and text channels.
 
-        `id` picks the guild's snowflake (e.g. to place it on a given shard); by default a fresh one.
+        `id` picks the guild's snowflake; `shard` a fresh one on that shard of `shard_count`; by default a
+        fresh one.
         """
+        if shard is not None:
+            id = self.snowflake_on_shard(shard)
         owner = owner or self.owner
         self._check_free_id(id)
         guild = Guild(id=id or self.ids.next(), name=name, owner_id=owner.id, _emu=self)

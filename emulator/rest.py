@@ -395,7 +395,7 @@ class RestAPI:
     async def get_gateway_bot(self, req: Request):
         return 200, {
             "url": self.emu.gateway_url,
-            "shards": 1,
+            "shards": self.emu.shard_count,
             "session_start_limit": {"total": 1000, "remaining": 1000 - self.emu.gateway.identify_count,
                                     "reset_after": 86400000, "max_concurrency": 1},
         }

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, exc
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -120,8 +120,16 @@ def _run(connection: Connection, action: str, revision: str | None) -> None:
         raise ValueError(action)
 
 
+# Any constant both processes agree on: the advisory lock that serialises schema upgrades.
+_MIGRATION_LOCK_KEY = 0x0AB07001
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Several bot processes (shards) may start together on one database: the first upgrades, the
+            # others wait for its commit and find nothing left to do.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
         await connection.run_sync(_run, "upgrade", revision)
 
 

@@ -452,3 +452,14 @@ class AuditLog(Base):
     guild_id: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobLease(Base):
+    """Which process runs a periodic job until when: the scheduler of every process tries to take the
+    lease before a run, so a job runs once per period however many processes run (storage/leases.py)."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime]

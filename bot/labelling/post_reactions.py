@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling import submissions, tasks, votes
@@ -39,6 +39,7 @@ from bot.labelling.trees import LABEL_KINDS, RANK_KINDS
 from storage.models import (
     BotPost,
     Message,
+    MessageTree,
     PostMessage,
     PostRankOrder,
     PostReaction,
@@ -111,10 +112,13 @@ class PostReactions:
             for attempt in range(LOCKED_RETRIES):
                 try:
                     return await self._react(discord_user_id, discord_message_id, emoji, added, display_name)
-                except OperationalError as exc:
-                    # SQLite gives up on a writer after busy_timeout; a reaction event is not asked for
-                    # again, so it is tried again rather than lost (the member's later events wait).
-                    if "locked" not in str(exc) or attempt == LOCKED_RETRIES - 1:
+                except DBAPIError as exc:
+                    # SQLite gives up on a writer after busy_timeout; PostgreSQL ends one of two deadlocked
+                    # transactions (seen with two shards: a quick review waiting for its tree's row lock
+                    # while holding rows another transaction on that tree waits for). Either is rolled back
+                    # whole. A reaction event is not asked for again, so it is
+                    # tried again rather than lost (the member's later events wait).
+                    if not ("locked" in str(exc) or "deadlock detected" in str(exc)) or attempt == LOCKED_RETRIES - 1:
                         raise
             return None
 
@@ -124,6 +128,10 @@ class PostReactions:
             post = await session.scalar(select(BotPost).where(BotPost.discord_message_id == discord_message_id))
             if post is None:
                 return None
+            if post.tree_id is not None:
+                # The tree's row lock first, as every engine write on a tree takes it: votes and quick reviews
+                # that lock it only after their own rows deadlock each other on PostgreSQL.
+                await session.get(MessageTree, post.tree_id, with_for_update=True)
             if added:
                 user = await get_or_create_user(session, discord_user_id, display_name=display_name)
             else:

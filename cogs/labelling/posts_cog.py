@@ -88,7 +88,9 @@ class PostsCog(commands.Cog, name=COG):
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(PostButton)
         for config in await self.channels.list():
-            self.schedule(config, new=False)
+            # Another process runs the shard of that guild, and posts there.
+            if self.bot.handles_guild(config.guild_id):
+                self.schedule(config, new=False)
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(PostButton)

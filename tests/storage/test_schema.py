@@ -29,7 +29,7 @@ async def test_upgrade_downgrade_upgrade(engine):
     await db.upgrade(engine)
     tables = await _tables(engine)
     assert {"users", "messages", "message_trees", "tasks", "labels", "rankings", "reactions"} <= tables
-    assert await db.current_revision(engine) == ("0004_chat", "0004_chat")
+    assert await db.current_revision(engine) == ("0005_job_leases", "0005_job_leases")
 
     await db.upgrade(engine)  # a second upgrade is a no-op
     await db.downgrade(engine, "base")
