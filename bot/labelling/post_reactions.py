@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Container
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -179,7 +179,7 @@ class PostReactions:
             return [(channel_id, message_id) for channel_id, message_id in rows.all()]
 
     async def reconcile(self, discord_message_id: int, shown: Collection[tuple[int, str]],
-                        skip_users: Collection[int] = ()) -> list[tuple[int, ReactionOutcome]]:
+                        skip_users: Container[int] = ()) -> list[tuple[int, ReactionOutcome]]:
         """Bring the stored reactions of a post in line with what Discord shows, ``shown`` being
         (Discord user id, emoji) pairs of the handled emoji (the bot's own left out). Members in
         ``skip_users`` are left alone: their live events since ``shown`` was read are newer. Returns

@@ -17,10 +17,22 @@ from bot.labelling.post_reactions import HANDLED, PostReactions, ReactionOutcome
 from bot.labelling.posts import PostService
 
 log = logging.getLogger(__name__)
+RECONCILE_PASSES = 20
+RECONCILE_PAUSE = 1.0  # seconds between passes, for busy members to settle
 
 
 def emoji_name(emoji: discord.PartialEmoji) -> str | None:
     return emoji.name if emoji.is_unicode_emoji() else None
+
+
+class _LiveMembers:
+    """The members with live events on a post since the pass began, as they are at each lookup."""
+
+    def __init__(self, live: set[tuple[int, int]], message_id: int) -> None:
+        self.live, self.message_id = live, message_id
+
+    def __contains__(self, user_id: object) -> bool:
+        return (self.message_id, user_id) in self.live
 
 
 class PostReactionsCog(commands.Cog, name="PostReactions"):
@@ -90,30 +102,47 @@ class PostReactionsCog(commands.Cog, name="PostReactions"):
             self._reconciling = asyncio.create_task(self.reconcile())
 
     async def reconcile(self) -> None:
-        self._live = set()
+        """Passes over the posts until no member's live events overlapped the read of a post: a member
+        whose events arrived meanwhile is left out of that pass (what was read may be older than what was
+        stored) and their post is read again in the next pass."""
         try:
-            for channel_id, message_id in await self.reactions.posts_to_reconcile():
-                try:
-                    await self._reconcile_post(channel_id, message_id)
-                except discord.NotFound:
-                    continue  # the post was deleted in Discord
-                except discord.HTTPException as exc:
-                    log.warning("could not read the reactions on post %s: %s", message_id, exc)
+            pending = await self.reactions.posts_to_reconcile()
+            for attempt in range(RECONCILE_PASSES):
+                if attempt:
+                    await asyncio.sleep(RECONCILE_PAUSE)
+                self._live = set()
+                again = []
+                for channel_id, message_id in pending:
+                    try:
+                        if await self._reconcile_post(channel_id, message_id):
+                            again.append((channel_id, message_id))
+                    except discord.NotFound:
+                        continue  # the post was deleted in Discord
+                    except discord.HTTPException as exc:
+                        log.warning("could not read the reactions on post %s: %s", message_id, exc)
+                        again.append((channel_id, message_id))
+                pending = again
+                if not pending:
+                    return
+            log.warning("%d posts still busy after %d passes; their reactions are read at the next start",
+                        len(pending), RECONCILE_PASSES)
         except Exception:
             log.exception("reconciling the reactions on task posts failed")
         finally:
             self._live = None
 
-    async def _reconcile_post(self, channel_id: int, message_id: int) -> None:
+    async def _reconcile_post(self, channel_id: int, message_id: int) -> bool:
+        """True when a member was left out because their live events overlapped."""
         message = await self.bot.get_partial_messageable(channel_id).fetch_message(message_id)
         shown = []
         for reaction in message.reactions:
             emoji = reaction.emoji if isinstance(reaction.emoji, str) else None
             if emoji in HANDLED:
                 shown += [(user.id, emoji) async for user in reaction.users() if user.id != self.bot.user.id]
-        live = {user for post, user in self._live or () if post == message_id}
+        live = _LiveMembers(self._live or set(), message_id)  # read at each member: events keep coming
         for user_id, outcome in await self.reactions.reconcile(message_id, shown, skip_users=live):
             await self._apply(channel_id, message_id, user_id, None, outcome)
+        return any(post == message_id for post, _ in self._live or ())
 
     async def _after(self, payload: discord.RawReactionActionEvent, outcome: ReactionOutcome | None) -> None:
         await self._apply(payload.channel_id, payload.message_id, payload.user_id, payload.member, outcome)
