@@ -155,10 +155,11 @@ class Member:
             return
         self.count += 1
         text = f"Load test prompt {self.user.id}-{self.count}: how do tides work on {self.rng.random():.6f}?"
+        # What the task message shows before the answer (a fast answer may edit it before `timed` returns).
+        shown = task.embeds[0].get("title") if task.embeds else None
         done = await self.timed(opened.submit_modal({"lt:text": text}))
         if done is None:
             return
-        shown = task.embeds[0].get("title") if task.embeds else None
         # The bot answers by editing the task message (at once, or after a defer) or with a follow-up.
         try:
             answer = await self.emu.wait_for(

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+from collections import OrderedDict
 
 import discord
 import yarl
@@ -31,6 +32,8 @@ from model_runner.reloadable import ReloadableRunner
 from storage import db, leases
 
 log = logging.getLogger(__name__)
+# Interaction ids remembered to drop a replayed INTERACTION_CREATE (a resume re-sends at most this many events).
+SEEN_INTERACTIONS = 10_000
 
 
 def point_discord_at(api_base_url: str, gateway_url: str) -> None:
@@ -150,6 +153,7 @@ class OABot(commands.AutoShardedBot):
             await self.load_extension(extension)
             log.info("loaded %s", extension)
         self.jobs.start()
+        self._drop_replayed_interactions()
         if settings.discord.sync_commands:
             await self._sync_commands()
         # Start-up objects (modules, models, compiled statements) live as long as the process: moved out
@@ -159,6 +163,25 @@ class OABot(commands.AutoShardedBot):
     def handles_guild(self, guild_id: int) -> bool:
         """Whether this process runs the shard of that guild (its events and its channel posts)."""
         return self.settings.discord.handles_guild(guild_id)
+
+    def _drop_replayed_interactions(self) -> None:
+        """A gateway that replays events (a resume whose acknowledgements were lost) may deliver an
+        interaction twice; it was answered the first time and cannot be answered again, so the copy is
+        dropped before any handler sees it (discord.py has no hook for this but its parser table)."""
+        parsers = self._connection.parsers
+        parse = parsers["INTERACTION_CREATE"]
+        seen: OrderedDict[str, None] = OrderedDict()
+
+        def parse_once(data: dict) -> None:
+            if data["id"] in seen:
+                log.info("dropped a replayed interaction %s", data["id"])
+                return
+            seen[data["id"]] = None
+            if len(seen) > SEEN_INTERACTIONS:
+                seen.popitem(last=False)
+            parse(data)
+
+        parsers["INTERACTION_CREATE"] = parse_once
 
     async def _sync_commands(self) -> None:
         guild_ids = self.settings.discord.command_guild_ids

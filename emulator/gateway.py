@@ -156,6 +156,7 @@ class Gateway:
         # Connections closed because the client stopped heartbeating (e.g. its event loop was blocked).
         self.heartbeat_timeouts = 0
         self._duplicate_next: list[str] = []
+        self._replay_extra = 0
         self._closing: set[asyncio.Future] = set()
 
     # ---- fault injection -------------------------------------------------------------------------------
@@ -196,6 +197,11 @@ class Gateway:
     def duplicate_next(self, event: str = "*") -> None:
         """Deliver the next dispatch of `event` (or any event) twice, with the same sequence number."""
         self._duplicate_next.append(event)
+
+    def replay_on_resume(self, count: int) -> None:
+        """The next RESUME also replays the `count` buffered events before the client's sequence number, as
+        if its last acknowledgements were lost: the client sees events it already handled again."""
+        self._replay_extra = count
 
     # ---- state for tests -------------------------------------------------------------------------------
 
@@ -421,6 +427,9 @@ class Gateway:
             return 4004
         session = self.sessions.get(d.get("session_id") or "")
         seq = d.get("seq") or 0
+        if session is not None and self._replay_extra:
+            oldest_kept = session.buffer[0]["s"] if session.buffer else session.seq + 1
+            seq, self._replay_extra = max(oldest_kept - 1, seq - self._replay_extra), 0
         if session is None or not session.resumable or seq > session.seq:
             conn.send({"op": INVALID_SESSION, "d": False})
             return None

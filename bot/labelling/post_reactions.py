@@ -17,15 +17,21 @@ of events that ends in the same reactions leaves the same votes.
 
 Events of one member are handled one after the other, in the order they arrived (a lock per member,
 taken before any other wait), because a ranking is the order of their reactions.
+
+Reactions added or removed while the bot was away (down, or between sessions) send it no event: at each
+start it compares what Discord shows on its recent posts with ``post_reactions`` and replays the
+difference through the same rules (``reconcile``). The order of missed keycaps is not known; they are
+taken in number order.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Container
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
@@ -54,6 +60,8 @@ VOTE_EMOJI = {"👍": votes.UPVOTE, "👎": votes.DOWNVOTE, "🚩": votes.RED_FL
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
 HANDLED = frozenset(VOTE_EMOJI) | frozenset(KEYCAPS)
 LOCKED_RETRIES = 3
+# At most this many of the newest posts are compared with Discord at a start.
+RECONCILE_LIMIT = 500
 QUICK_REVIEW = {"👍": {"spam": 0.0, "lang_mismatch": 0.0}, "👎": {"spam": 1.0, "lang_mismatch": 0.0}}
 
 OWN_TEXT_NOTICE = ("I removed your {emoji} reaction on a task post: it shows your own text, and nobody votes on, "
@@ -165,6 +173,42 @@ class PostReactions:
                 for user_id in sorted(users):
                     flagged |= await self._settle_votes(session, user_id, subject)
             return ReactionOutcome(post.id, post.tree_id, "cleared", removed_by_flags=flagged)
+
+    # ----- reactions missed while away ---------------------------------------------------------------
+
+    async def posts_to_reconcile(self) -> list[tuple[int, int]]:
+        """(channel id, Discord message id) of the posts whose reactions still count: those younger than
+        the post expiry, newest first."""
+        since = self.ctx.now() - timedelta(hours=self.posts.settings.expiry_hours)
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(BotPost.channel_id, BotPost.discord_message_id).where(BotPost.created_at >= since)
+                .order_by(BotPost.id.desc()).limit(RECONCILE_LIMIT))
+            return [(channel_id, message_id) for channel_id, message_id in rows.all()]
+
+    async def reconcile(self, discord_message_id: int, shown: Collection[tuple[int, str]],
+                        skip_users: Container[int] = ()) -> list[tuple[int, ReactionOutcome]]:
+        """Bring the stored reactions of a post in line with what Discord shows, ``shown`` being
+        (Discord user id, emoji) pairs of the handled emoji (the bot's own left out). Members in
+        ``skip_users`` are left alone: their live events since ``shown`` was read are newer. Returns
+        each replayed event's member and outcome."""
+        async with self.sessions() as session:
+            held = {(discord_id, emoji) for discord_id, emoji in (await session.execute(
+                select(User.discord_id, PostReaction.emoji).join(User, User.id == PostReaction.user_id)
+                .join(BotPost, BotPost.id == PostReaction.post_id)
+                .where(BotPost.discord_message_id == discord_message_id))).all()}
+        shown = {(user, emoji) for user, emoji in shown if emoji in HANDLED}
+        order = {emoji: i for i, emoji in enumerate([*VOTE_EMOJI, *KEYCAPS])}
+        replay = [(user, emoji, False) for user, emoji in sorted(held - shown, key=lambda p: (p[0], order[p[1]]))]
+        replay += [(user, emoji, True) for user, emoji in sorted(shown - held, key=lambda p: (p[0], order[p[1]]))]
+        outcomes = []
+        for user, emoji, added in replay:
+            if user in skip_users:
+                continue
+            outcome = await self.react(user, discord_message_id, emoji, added=added)
+            if outcome is not None:
+                outcomes.append((user, outcome))
+        return outcomes
 
     # ----- votes and quick reviews --------------------------------------------------------------------
 

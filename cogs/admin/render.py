@@ -39,6 +39,8 @@ def person(discord_id: int | None, name: str) -> str:
 async def say(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
     """An ephemeral answer, or a follow-up once the interaction was answered or deferred."""
     kwargs.setdefault("allowed_mentions", QUIET)
+    if "view" in kwargs and kwargs["view"] is None:
+        del kwargs["view"]  # a page without buttons (discord.py takes None only when editing)
     if interaction.response.is_done():
         await interaction.followup.send(content, ephemeral=True, **kwargs)
     else:

@@ -1,0 +1,102 @@
+"""The bot as an operator runs it (`oabot run` in its own process) against an in-process emulator, for the
+fault tests that kill it or need many members; and checks on what the database holds afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from emulator import Emulator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class BotProcess:
+    """`oabot run --config` in a subprocess; its stderr (the log) goes to a file per start."""
+
+    def __init__(self, emu: Emulator, workdir: Path, db_url: str, *, extra_config: str = "") -> None:
+        self.emu, self.workdir, self.starts = emu, workdir, 0
+        self.config = workdir / "config.toml"
+        self.config.write_text(
+            f'[discord]\napi_base_url = "{emu.rest_url}"\ngateway_url = "{emu.gateway_url}"\n'
+            f'[database]\nurl = "{db_url}"\n[chat]\nenabled = false\n'
+            f'[logging]\nlevel = "WARNING"\n{extra_config}')
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"bot-{self.starts}.log"
+
+    async def start(self) -> None:
+        self.starts += 1
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OABOT_")}
+        env["DISCORD_TOKEN"] = self.emu.token
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        identified = self.emu.gateway.identify_count
+        with self.log_path.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())", "run", "--config",
+                str(self.config), cwd=self.workdir, env=env, stderr=log)
+        await self.emu.wait_for(lambda: self.emu.gateway.identify_count > identified and self.emu.gateway.connected,
+                                timeout=120)
+
+    async def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> int | None:
+        if self.process is None or self.process.returncode is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), timeout=60)
+
+    def logs(self) -> str:
+        return "\n".join((self.workdir / f"bot-{n}.log").read_text(errors="replace")
+                         for n in range(1, self.starts + 1) if (self.workdir / f"bot-{n}.log").exists())
+
+
+def held_reactions(db_path: Path) -> Counter:
+    """(Discord message, member, emoji) rows of post_reactions, counted (a count above 1 is a double)."""
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+        return Counter((int(m), int(u), e) for m, u, e in conn.execute(
+            "SELECT p.discord_message_id, u.discord_id, r.emoji FROM post_reactions r "
+            "JOIN bot_posts p ON p.id = r.post_id JOIN users u ON u.id = r.user_id"))
+
+
+def shown_reactions(posts: list[Any], bot_id: int, emojis: frozenset[str]) -> set[tuple[int, int, str]]:
+    """What the emulator shows on the posts: every reaction it acknowledged and that was not taken back."""
+    return {(post.id, user, emoji) for post in posts for emoji, users in post.reactions.items()
+            if emoji in emojis for user in users if user != bot_id}
+
+
+def vote_mismatches(db_path: Path) -> list[tuple]:
+    """Engine votes (reactions table) that differ from what the held post reactions give: a member's vote on
+    a text is what they hold on every post about it, 👍 with 👎 cancelling."""
+    codes = {"👍": "+1", "👎": "-1", "🚩": "red_flag"}
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+        held: dict[tuple[int, int], set[str]] = {}
+        for message_id, user_id, emoji in conn.execute(
+                "SELECT pm.message_id, r.user_id, r.emoji FROM post_reactions r JOIN post_messages pm "
+                "ON pm.post_id = r.post_id AND pm.role = 'subject' WHERE r.emoji IN ('👍', '👎', '🚩')"):
+            held.setdefault((message_id, user_id), set()).add(codes[emoji])
+        stored = Counter((m, u, e) for m, u, e in conn.execute(
+            "SELECT message_id, user_id, emoji FROM reactions WHERE emoji IN ('+1', '-1', 'red_flag')"))
+    wanted = Counter()
+    for (message_id, user_id), votes in held.items():
+        if {"+1", "-1"} <= votes:
+            votes -= {"+1", "-1"}
+        wanted.update((message_id, user_id, v) for v in votes)
+    return sorted((set(wanted) ^ set(stored)) | {k for k, n in stored.items() if n > 1})
+
+
+def duplicated_texts(db_path: Path, texts: list[str]) -> list[str]:
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+        counts = Counter(row[0] for row in conn.execute("SELECT text FROM messages"))
+    return [text for text in texts if counts[text] > 1]
