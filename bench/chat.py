@@ -44,8 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from calibration import calibration_ms  # noqa: E402
-
+from bench.calibration import calibration_ms  # noqa: E402
 from model_runner import LlamaCppRunner, SamplingParams, bundled_smollm2_path  # noqa: E402
 from model_runner.synthetic import bench_model_params, quantize, write_random_llama_gguf  # noqa: E402
 

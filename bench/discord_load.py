@@ -39,7 +39,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,20 +50,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.calibration import calibration_ms  # noqa: E402
 from emulator import Emulator  # noqa: E402
 from emulator.core import EmulatorTimeout  # noqa: E402
 
 DEADLINE = 3.0
 VOTES = ("👍", "👎", "🚩")
-
-
-def calibration_ms() -> float:
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        sum(range(10**6))
-        timings.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(timings), 2)
 
 
 @dataclass

@@ -36,8 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from calibration import calibration_ms  # noqa: E402
-
+from bench.calibration import calibration_ms  # noqa: E402
 from storage import db  # noqa: E402
 
 LANGS = [("en", 0.6), ("de", 0.15), ("es", 0.1), ("fr", 0.1), ("ru", 0.05)]

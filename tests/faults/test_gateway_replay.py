@@ -83,7 +83,7 @@ async def test_resume_replaying_10000_events_counts_nothing_twice(emulator, star
         await toggle(EVENTS * 2 // 5)
         # Submissions and chat in the middle of the stream, so the replayed window holds them.
         figures = Figures()
-        writers = [Member(emu, user, figures, random.Random(i), posts) for i, user in enumerate(members[:6])]
+        writers = [Member(emu, user, figures, random.Random(i), posts, guild.id) for i, user in enumerate(members[:6])]
         for writer in writers:
             await writer.write_prompt()
         chatting = members[6:9] if bot.get_cog("Chat") else []

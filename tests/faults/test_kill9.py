@@ -18,6 +18,7 @@ import sqlite3
 from bench.discord_load import Figures, Member, lost_submissions, seed_database
 from bot.labelling.post_reactions import VOTE_EMOJI
 from emulator import Emulator
+from storage import db
 from tests.faults.fault_harness import (
     BotProcess,
     duplicated_texts,
@@ -41,7 +42,7 @@ async def test_kill9_during_a_storm_loses_and_doubles_nothing(tmp_path):
         users = [await emu.create_user(f"member{i}", guild=guild) for i in range(MEMBERS)]
         db_path = tmp_path / "oabot.db"
         url = f"sqlite+aiosqlite:///{db_path}"
-        await seed_database(url, guild.id, channels)
+        await seed_database(url, [(guild.id, kind, channel_id) for kind, channel_id in channels.items()])
         bot = BotProcess(emu, tmp_path, url, extra_config="[posts]\nfirst_post_delay_seconds = 1\n")
         await bot.start()
         await emu.wait_for_commands("task", timeout=60)
@@ -50,7 +51,7 @@ async def test_kill9_during_a_storm_loses_and_doubles_nothing(tmp_path):
 
         figures = Figures()
         rng = random.Random(14)
-        members = [Member(emu, user, figures, random.Random(rng.random()), posts) for user in users]
+        members = [Member(emu, user, figures, random.Random(rng.random()), posts, guild.id) for user in users]
         loop = asyncio.get_running_loop()
         until = loop.time() + STORM_SECONDS
         storm = asyncio.gather(*(member.run(until, 0.3) for member in members))
@@ -80,7 +81,11 @@ async def test_kill9_during_a_storm_loses_and_doubles_nothing(tmp_path):
         assert vote_mismatches(db_path) == []
 
         # (The seeded campaign has its trees: the engine mostly offers reviews, prompts when a tree closes.)
-        assert figures.reviews and lost_submissions(db_path, figures) == 0
+        engine = db.create_engine(url)
+        try:
+            assert figures.reviews and await lost_submissions(engine, figures) == 0
+        finally:
+            await engine.dispose()
         assert duplicated_texts(db_path, figures.prompts) == []
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
             # A member reviews a text once: one task's labels per (text, member).
