@@ -315,7 +315,9 @@ async def test_generation_streams_and_stores_the_outcome(sessions, tiny_runner):
 async def test_an_empty_reply_is_a_failure(sessions, tiny_runner):
     chat = service(sessions, tiny_runner)
     generation = await turn(chat, 1, "hello")
-    generation.params = generation.params.with_(stop=tuple(chr(b) for b in range(256)) + ("\ufffd",))
+    # One byte token at most: an ASCII byte is a stop string, any other byte is an incomplete character
+    # (several bytes together could make a character beyond these stop strings).
+    generation.params = generation.params.with_(stop=tuple(chr(b) for b in range(256)) + ("\ufffd",), max_tokens=1)
     async for _ in generation:
         pass
     assert generation.outcome.problem == "empty"
