@@ -3,8 +3,9 @@
 Every process schedules every job, and a run first takes the job's lease row in the database
 (storage/leases.py): the process holding the lease runs the job each period, the others skip, and
 when the holder dies another one takes over once the lease has expired (one period plus
-``[scheduler] lease_grace_seconds`` after the holder's last run). On a single-process SQLite bot
-the lease is one short write per run that always succeeds.
+``[scheduler] lease_grace_seconds`` after the holder's last run or renewal; a run renews it every
+third of its length). On a single-process SQLite bot the lease is one short write per run that always
+succeeds.
 """
 
 from __future__ import annotations
@@ -85,7 +86,11 @@ class Jobs:
                 log.debug("job %s runs in %s", job_id, self.holder, extra={
                     "job": job_id, "holder": self.holder, "lease_from": now.isoformat(),
                     "lease_until": (now + lease_ttl).isoformat()})
-                await job()
+                renewal = asyncio.create_task(self._keep_lease(job_id, lease_ttl))
+                try:
+                    await job()
+                finally:
+                    renewal.cancel()
             except Exception:
                 log.exception("job %s failed; it runs again at its next time", job_id)
             finally:
@@ -95,6 +100,18 @@ class Jobs:
             run, "interval", minutes=minutes, id=job_id, name=job_id, max_instances=1, coalesce=True,
             next_run_time=first_run, replace_existing=True,
         )
+
+    async def _keep_lease(self, job_id: str, lease_ttl: timedelta) -> None:
+        """Renew the lease while a run lasts longer than a third of it: a slow run (a large tree maintenance,
+        a database that was busy) must not let another process start the same job beside it."""
+        while True:
+            await asyncio.sleep(lease_ttl.total_seconds() / 3)
+            try:
+                if not await leases.take_lease(self.services.sessions, job_id, self.holder, lease_ttl):
+                    log.warning("job %s lost its lease during a run", job_id, extra={"job": job_id})
+                    return
+            except Exception as error:  # the database is away: the run itself will fail or wait too
+                log.warning("could not renew the lease of job %s: %s", job_id, error, extra={"job": job_id})
 
     def remove(self, job_id: str) -> None:
         if self.scheduler.get_job(job_id) is not None:
