@@ -130,11 +130,10 @@ class OABot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         settings = self.settings
-        engine = db.create_engine(
-            settings.database.url, echo=settings.database.echo, busy_timeout_ms=settings.database.busy_timeout_ms
-        )
+        busy_timeout = settings.database.busy_timeout_seconds
+        engine = db.create_engine(settings.database.url, echo=settings.database.echo, busy_timeout=busy_timeout)
         await db.upgrade(engine)
-        sessions = db.session_factory(engine)
+        sessions = db.session_factory(engine, busy_timeout=busy_timeout)
         labelling = LabellingService(sessions, settings.labelling)
         chat, runner, unavailable = await start_chat(settings.chat, sessions)
         synthetic = None
