@@ -21,8 +21,9 @@ from bot.labelling.errors import LabellingError
 from bot.labelling.member_tasks import MemberTasks, Outcome
 from bot.labelling.post_channels import ChannelConfig, PostChannels
 from bot.labelling.posts import PostContent, PostRef, PostService
+from cogs.command_errors import answers_failures
 from cogs.labelling import answering, render, render_posts
-from cogs.labelling.task_cog import TEXT_INPUT_MAX, give_text_back, member_of, refusal_text, task_message
+from cogs.labelling.task_cog import TEXT_INPUT_MAX, member_of, refusal_text, submit_text, task_message
 from cogs.labelling.task_views import WRITE_CODES, modal_text, outcome_view, text_modal
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class PostButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lp:(?P<ac
                              match: re.Match[str]) -> PostButton:
         return cls(match["action"], item.label or "")
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         await interaction.client.get_cog(COG).on_post_button(interaction, self.action)  # type: ignore[union-attr]
 
@@ -252,13 +254,10 @@ class PostsCog(commands.Cog, name=COG):
             return
         task_id, code = int(match["task"]), match["code"]
         text = modal_text(dict(interaction.data or {})) or ""
-        member = member_of(interaction)
-        try:
-            outcome = await answering.run(interaction, self.members.submit_text(member, task_id, text))
-        except LabellingError as refused:
-            await give_text_back(interaction, refused, text, task_id, code)
+        outcome = await submit_text(interaction, self.members, task_id, code, text)
+        if outcome is None:
             return
-        notices = await self.posts.take_notices(member.discord_id)
+        notices = await self.posts.take_notices(interaction.user.id)
         await answering.note(interaction, with_notices(notices, None), embed=render.outcome_embed(outcome),
                              view=outcome_view(outcome))
         self.bot.dispatch("task_outcome", outcome)
