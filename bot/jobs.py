@@ -18,7 +18,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.services import Services
-from storage import leases
+from storage import db, leases
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,12 @@ class Jobs:
                     "job": job_id, "holder": self.holder, "lease_from": now.isoformat(),
                     "lease_until": (now + lease_ttl).isoformat()})
                 await job()
-            except Exception:
-                log.exception("job %s failed; it runs again at its next time", job_id)
+            except Exception as error:
+                if not db.is_unavailable(error):
+                    log.exception("job %s failed; it runs again at its next time", job_id)
+                else:  # not a bug: one line, not a traceback per run while the database is away
+                    log.warning("job %s failed, the database is unavailable (%s); it runs again at its next time",
+                                job_id, db.describe_error(error))
             finally:
                 self._running.discard(task)
 
