@@ -21,7 +21,7 @@ from bot.labelling.errors import LabellingError
 from bot.labelling.member_tasks import MemberTasks, Outcome
 from bot.labelling.post_channels import ChannelConfig, PostChannels
 from bot.labelling.posts import PostContent, PostRef, PostService
-from cogs.command_errors import answers_failures
+from cogs.command_errors import DATABASE_BUSY, answers_failures
 from cogs.labelling import answering, render, render_posts
 from cogs.labelling.task_cog import TEXT_INPUT_MAX, member_of, refusal_text, submit_text, task_message
 from cogs.labelling.task_views import WRITE_CODES, modal_text, outcome_view, text_modal
@@ -220,9 +220,15 @@ class PostsCog(commands.Cog, name=COG):
         if action == "write":
             # A modal must be the first answer: the task is asked for first (one short transaction).
             try:
-                work = await self.posts.open_on_post(member, message_id, action, take_notices=False)
+                work = await answering.before_modal(self.posts.open_on_post(member, message_id, action,
+                                                                            take_notices=False))
             except LabellingError as refused:
                 await answering.note(interaction, refusal_text(refused))
+                return
+            if work is None:
+                log.warning("Write on post %s for user %s: the database did not answer in time to open the box",
+                            message_id, interaction.user.id)
+                await answering.note(interaction, DATABASE_BUSY)
                 return
             code = WRITE_CODES[work.offer.kind]
             modal = text_modal(work.offer.task_id, code, self.text_limit)
