@@ -8,6 +8,7 @@ they sit on, so they work after a restart), the write modal ``lp:m:<task>:<kind 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -152,7 +153,14 @@ class PostsCog(commands.Cog, name=COG):
                 log.warning("could not post in channel %s: %s", channel_id, exc)
                 return None
             guild = getattr(channel, "guild", None)
-            ref = await self.posts.record_post(channel_id, guild.id if guild else None, message.id, content)
+            try:
+                ref = await self.posts.record_post(channel_id, guild.id if guild else None, message.id, content)
+            except Exception:
+                # Not recorded (the database away): a post whose reactions and buttons count for nothing
+                # must not stay. The channel's next run posts again.
+                with contextlib.suppress(discord.HTTPException):
+                    await message.delete()
+                raise
         finally:
             recorded.set()
             del self._posting[channel_id]

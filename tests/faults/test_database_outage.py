@@ -37,6 +37,7 @@ from bot.labelling.post_reactions import VOTE_EMOJI
 from emulator.core import EmulatorTimeout
 from emulator.pytest_plugin import emulator  # noqa: F401  (fixture)
 from model_runner import bundled_smollm2_path
+from storage.db import is_unavailable
 from storage.enums import TaskKind
 from tests.cogs.labelling.posts.conftest import COGS, FLOW
 from tests.cogs.labelling.posts.test_reaction_replay import accepted_prompt
@@ -452,3 +453,29 @@ async def test_postgres_restarted(scenario, emulator, start_bot, caplog):  # noq
         assert failed_jobs, "no job ran into the outage: nothing was tested"
     print(f"\nPostgreSQL stopped {OUTAGE:g} s, busy timeout {wait:g} s: {tally.summary()}, half-written 0; "
           f"job runs failed {len(failed_jobs)}, then ran again; log: {outage_log(caplog)}")
+
+
+async def test_a_post_the_database_could_not_record_is_taken_back(emulator, start_bot, tmp_path):  # noqa: F811
+    """A channel post goes out while the database is locked past the busy timeout: the message was sent
+    but could not be recorded, so it is deleted (members would react on it for nothing) and the run
+    fails; the next run posts and records it."""
+    guild = await emulator.create_guild("Outage", channels=["general", "replies"])
+    mod = await emulator.create_user("mod", guild=guild, moderator=True)
+    db_path = tmp_path / "bot.db"
+    replies = guild.channel("replies")
+    async with start_bot(settings_for(f"sqlite+aiosqlite:///{db_path}", busy_timeout=1, chat=False)) as bot:
+        await accepted_prompt(bot.services.labelling, "Which metals conduct heat best, and why?")
+        await (await mod.slash("admin channel set", {"channel": replies, "kinds": "reply"},
+                               channel=guild.channel("general"))).wait_message()
+        posts = bot.get_cog("Posts")
+        async with sqlite_locked(db_path):
+            with pytest.raises(Exception) as failed:
+                await posts.post_next(replies.id)
+        assert is_unavailable(failed.value)
+        sent = [m for m in replies.messages.values() if m.author.id == emulator.bot_user.id]
+        assert len(sent) == 1 and sent[0].deleted
+        ref = await posts.post_next(replies.id)
+        shown = [m for m in replies.visible_messages() if m.author.id == emulator.bot_user.id]
+        async with bot.services.engine.connect() as connection:
+            recorded_posts = (await connection.execute(text("SELECT discord_message_id FROM bot_posts"))).all()
+        assert [m.id for m in shown] == [row[0] for row in recorded_posts] == [ref.discord_message_id]
