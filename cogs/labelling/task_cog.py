@@ -87,7 +87,7 @@ async def submit_text(interaction: discord.Interaction, members: MemberTasks, ta
     except Exception as error:
         if not is_unavailable(error):
             raise
-        log_failure(f"text for task {task_id}", interaction.user.id, error)
+        log_failure(f"the text written for task {task_id}", interaction.user.id, error)
         await give_text_back(interaction, DATABASE_BUSY, True, text, task_id, code)
     return None
 
