@@ -24,12 +24,14 @@ from tests.faults.shard_cluster import SERVER
 
 def server_binaries() -> Path | None:
     """The folder holding initdb and pg_ctl, or None."""
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name)
-                        if p.parent.name.isdigit() else 0)
+    def version(folder: Path) -> int:
+        return int(folder.parent.name) if folder.parent.name.isdigit() else 0
+
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=version, reverse=True)
     on_path = shutil.which("pg_ctl")
     if on_path:
         candidates.append(Path(on_path).parent)
-    for folder in reversed(candidates):
+    for folder in candidates:
         if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
             return folder
     return None
