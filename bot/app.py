@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sys
 from collections import OrderedDict
 
 import discord
@@ -19,7 +20,7 @@ from bot.chat.synthetic import SyntheticReplier
 from bot.config import ChatSettings, Settings
 from bot.labelling.service import LabellingService
 from bot.services import Services
-from cogs.command_errors import PoliteCommandTree
+from cogs.command_errors import PoliteCommandTree, answer_failure
 from model_runner import (
     CHAT_DISABLED_MESSAGE,
     ChatRunner,
@@ -130,11 +131,10 @@ class OABot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         settings = self.settings
-        engine = db.create_engine(
-            settings.database.url, echo=settings.database.echo, busy_timeout_ms=settings.database.busy_timeout_ms
-        )
+        busy_timeout = settings.database.busy_timeout_seconds
+        engine = db.create_engine(settings.database.url, echo=settings.database.echo, busy_timeout=busy_timeout)
         await db.upgrade(engine)
-        sessions = db.session_factory(engine)
+        sessions = db.session_factory(engine, busy_timeout=busy_timeout)
         labelling = LabellingService(sessions, settings.labelling)
         chat, runner, unavailable = await start_chat(settings.chat, sessions)
         synthetic = None
@@ -227,6 +227,18 @@ class OABot(commands.AutoShardedBot):
             if self.services.chat_runner is not None:
                 await self.services.chat_runner.close()
             await self.services.engine.dispose()
+
+    async def on_error(self, event_method: str, /, *args: object, **kwargs: object) -> None:
+        """A listener failed: the member of an interaction it was handling gets a polite answer, and a
+        database out of reach is one log line rather than a traceback per event."""
+        error = sys.exc_info()[1]
+        interaction = next((arg for arg in args if isinstance(arg, discord.Interaction)), None)
+        if error is not None and interaction is not None:
+            await answer_failure(interaction, error, event_method)
+        elif error is not None and db.is_unavailable(error):
+            log.warning("%s failed: the database is unavailable: %s", event_method, db.describe_error(error))
+        else:
+            await super().on_error(event_method, *args, **kwargs)
 
     async def on_ready(self) -> None:
         log.info("connected as %s (%s) in %d guilds, shards %s of %s", self.user, self.user.id if self.user else "?",

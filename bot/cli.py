@@ -92,7 +92,7 @@ async def _check_database(settings: Settings) -> None:
     from storage import db
 
     try:
-        engine = db.create_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
+        engine = db.create_engine(settings.database.url, busy_timeout=settings.database.busy_timeout_seconds)
         try:
             await db.upgrade(engine)
         finally:
@@ -173,7 +173,7 @@ def _with_engine(args: argparse.Namespace, action: Callable) -> object:
 
     async def go() -> object:
         try:
-            engine = db.create_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
+            engine = db.create_engine(settings.database.url, busy_timeout=settings.database.busy_timeout_seconds)
             try:
                 return await action(engine)
             finally:
@@ -244,11 +244,11 @@ def _require_database_file(url: str) -> None:
                          "(or [database] url in --config)")
 
 
-async def _existing_database(url: str, busy_timeout_ms: int):  # noqa: ANN202 (AsyncEngine)
+async def _existing_database(url: str, busy_timeout: float):  # noqa: ANN202 (AsyncEngine)
     """An engine on a database the bot has set up; a never-migrated one is a UsageError."""
     from storage import db
 
-    engine = db.create_engine(url, busy_timeout_ms=busy_timeout_ms)
+    engine = db.create_engine(url, busy_timeout=busy_timeout)
     try:
         current, _head = await db.current_revision(engine)
     except db.DATABASE_ERRORS as exc:
@@ -271,7 +271,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _require_database_file(settings.database.url)
 
     async def go() -> int:
-        engine = await _existing_database(settings.database.url, settings.database.busy_timeout_ms)
+        engine = await _existing_database(settings.database.url, settings.database.busy_timeout_seconds)
         try:
             return await export(
                 db.session_factory(engine), args.format, args.output, lang=args.lang, states=states,

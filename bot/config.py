@@ -83,7 +83,9 @@ ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
 class DatabaseSettings(Section):
     url: str = "sqlite+aiosqlite:///data/oabot.db"
     echo: bool = False
-    busy_timeout_ms: PosInt = 5000
+    # How long a request waits for a database that does not answer now: a lock another program holds on
+    # the SQLite file, a PostgreSQL server restarting. Past it, members are told to try again.
+    busy_timeout_seconds: PosFloat = 30
 
     @field_validator("url")
     @classmethod

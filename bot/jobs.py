@@ -19,7 +19,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.services import Services
-from storage import leases
+from storage import db, leases
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,12 @@ class Jobs:
                     await job()
                 finally:
                     renewal.cancel()
-            except Exception:
-                log.exception("job %s failed; it runs again at its next time", job_id)
+            except Exception as error:
+                if not db.is_unavailable(error):
+                    log.exception("job %s failed; it runs again at its next time", job_id)
+                else:  # not a bug: one line, not a traceback per run while the database is away
+                    log.warning("job %s failed, the database is unavailable (%s); it runs again at its next time",
+                                job_id, db.describe_error(error))
             finally:
                 self._running.discard(task)
 
@@ -111,7 +115,8 @@ class Jobs:
                     log.warning("job %s lost its lease during a run", job_id, extra={"job": job_id})
                     return
             except Exception as error:  # the database is away: the run itself will fail or wait too
-                log.warning("could not renew the lease of job %s: %s", job_id, error, extra={"job": job_id})
+                log.warning("could not renew the lease of job %s: %s", job_id, db.describe_error(error),
+                            extra={"job": job_id})
 
     def remove(self, job_id: str) -> None:
         if self.scheduler.get_job(job_id) is not None:

@@ -152,7 +152,7 @@ async def set_task_channel(sessions, settings: Settings) -> None:  # noqa: ANN00
 
 async def prepare_database(settings: Settings, *, demo: bool) -> bool:
     """Migrate the playground's database, set up #tasks and, with `demo`, seed it; returns whether it seeded."""
-    engine = db.create_engine(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
+    engine = db.create_engine(settings.database.url, busy_timeout=settings.database.busy_timeout_seconds)
     try:
         await db.upgrade(engine)
         sessions = db.session_factory(engine)

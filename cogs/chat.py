@@ -18,8 +18,10 @@ from discord.ext import commands
 
 from bot.chat.generation import ReplyGeneration, ReplyOutcome
 from bot.chat.service import PRESET_NAMES, ChatError, ChatService, Duplicate, RateLimited, ShownReply
+from cogs.command_errors import answers_failures, log_failure
 from cogs.labelling import answering
 from cogs.streaming import StreamedMessage
+from storage.db import is_unavailable
 
 if TYPE_CHECKING:
     from bot.app import OABot
@@ -36,6 +38,8 @@ APOLOGIES = {
     "too_long": "*Sorry, our conversation no longer fits my memory. Start a new one with /chat reset.*",
 }
 APOLOGY = "*Sorry, something went wrong while I was answering. Please try again in a moment.*"
+DATABASE_BUSY_CHAT = ("*Sorry, the database is busy right now, so I could not take your message. "
+                      "Please send it again in a moment.*")
 # After a shutdown lets running replies finish (or suspends them), their last edits get this long.
 SUSPEND_SECONDS = 10
 
@@ -68,6 +72,7 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button], template=r"chat:(?P
     ) -> ReplyButton:
         return cls(match["action"], int(match["id"]))
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         cog: ChatCog | None = interaction.client.get_cog("Chat")  # type: ignore[union-attr]
         if cog is None or cog.chat is None:
@@ -217,6 +222,12 @@ class ChatCog(commands.Cog, name="Chat"):
             return
         except ChatError as refused:
             await message.channel.send(refused.message)
+            return
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            log_failure("a chat message", message.author.id, error)
+            await message.channel.send(DATABASE_BUSY_CHAT)
             return
         if self._stopping:
             await message.channel.send(RESTARTING_NEW)  # stored: answered after the restart

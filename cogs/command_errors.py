@@ -1,20 +1,37 @@
-"""Every slash command answers: a failure becomes one polite ephemeral message and one log line."""
+"""Every interaction answers: a failure becomes one polite ephemeral message and one log line.
+
+Slash commands fail into ``PoliteCommandTree.on_error``; component callbacks (``@answers_failures``) and
+``on_interaction`` listeners (``OABot.on_error``) into ``answer_failure``. A database that is out of reach
+(locked by another program, its server restarting) is said so, and logged without a traceback: it is
+not a bug, and every request during an outage would print one.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
 
+from storage.db import describe_error, is_unavailable
+
 log = logging.getLogger(__name__)
 
 GENERIC = "Sorry, I could not do that. Please try again in a moment."
+DATABASE_BUSY = "Sorry, the database is busy right now, so I could not do that. Please try again in a moment."
 BAD_VALUE = "Sorry, I could not use the value you gave for “{name}”. Please check it and try again."
 UNKNOWN_COMMAND = "Sorry, I don't know that command any more. Your Discord app may still show an old version of it."
 
+ItemT = TypeVar("ItemT", bound=discord.ui.Item[Any])
 
-def polite_message(error: app_commands.AppCommandError) -> str:
+
+def polite_message(error: BaseException) -> str:
+    original = getattr(error, "original", None) or error
+    if is_unavailable(original):
+        return DATABASE_BUSY
     if isinstance(error, app_commands.TransformerError):
         # An option value the command cannot take (e.g. a choice from an outdated command list).
         name = getattr(error.transformer, "_error_display_name", None) or "that option"
@@ -24,6 +41,46 @@ def polite_message(error: app_commands.AppCommandError) -> str:
     if isinstance(error, app_commands.CheckFailure) and str(error):
         return str(error)
     return GENERIC
+
+
+def log_failure(what: str, user_id: int, error: BaseException) -> None:
+    """One line; a traceback only for what nobody expected."""
+    original = getattr(error, "original", None) or error
+    if is_unavailable(original):
+        log.warning("%s for user %s: the database is unavailable: %s", what, user_id, describe_error(original))
+        return
+    expected = isinstance(error, app_commands.TransformerError | app_commands.CheckFailure)
+    log.error("%s failed for user %s: %s: %s", what, user_id, type(original).__name__, original,
+              exc_info=None if expected else original)
+
+
+async def answer_failure(interaction: discord.Interaction, error: BaseException, what: str) -> None:
+    """Log the failure and tell the member, in place of "thinking…" when the interaction was deferred."""
+    log_failure(what, interaction.user.id, error)
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(polite_message(error), ephemeral=True)
+        else:
+            await interaction.response.send_message(polite_message(error), ephemeral=True)
+    except discord.HTTPException:
+        log.info("could not tell the user about the failure of %s", what)
+
+
+def answers_failures(
+    callback: Callable[[ItemT, discord.Interaction], Awaitable[None]],
+) -> Callable[[ItemT, discord.Interaction], Awaitable[None]]:
+    """For a component's callback: discord.py only logs what a DynamicItem's callback raises, and the
+    member is left with "thinking…" or "This interaction failed"."""
+
+    @functools.wraps(callback)
+    async def run(item: ItemT, interaction: discord.Interaction) -> None:
+        try:
+            await callback(item, interaction)
+        except Exception as error:
+            custom_id = (interaction.data or {}).get("custom_id", "?")
+            await answer_failure(interaction, error, f"component {custom_id}")
+
+    return run
 
 
 class PoliteCommandTree(app_commands.CommandTree):
@@ -36,14 +93,4 @@ class PoliteCommandTree(app_commands.CommandTree):
         if interaction.response.is_done() and command is not None and command._has_any_error_handlers():
             return  # the command's or its cog's own handler answered
         name = command.qualified_name if command is not None else (interaction.data or {}).get("name", "?")
-        original = getattr(error, "original", None) or error
-        expected = isinstance(error, app_commands.TransformerError | app_commands.CheckFailure)
-        log.error("/%s failed for user %s: %s: %s", name, interaction.user.id, type(original).__name__, original,
-                  exc_info=None if expected else original)
-        try:
-            if interaction.response.is_done():  # deferred: the follow-up takes the place of "thinking…"
-                await interaction.followup.send(polite_message(error), ephemeral=True)
-            else:
-                await interaction.response.send_message(polite_message(error), ephemeral=True)
-        except discord.HTTPException:
-            log.info("could not tell the user about the failure of /%s", name)
+        await answer_failure(interaction, error, f"/{name}")

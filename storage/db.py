@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
@@ -16,10 +17,20 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_only
+
+# How long a request waits for the database (a lock another program holds, a server restarting) before
+# it fails with DatabaseUnavailable: [database] busy_timeout_seconds.
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer in time: locked by another program, or its server down."""
+
 
 # What opening a database may raise that a user can fix (a server down, a folder that cannot be created,
 # a locked or foreign file): the CLI prints describe_error() on one line.
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (OSError, exc.SQLAlchemyError)
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (OSError, exc.SQLAlchemyError, DatabaseUnavailable)
 
 
 def describe_error(error: BaseException) -> str:
@@ -33,6 +44,20 @@ def describe_error(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database was out of reach for a while (not a bug, not bad input): a
+    lock that outlasted the busy timeout, a server that went away (the transaction was rolled back) or
+    did not come back in time, or one of two deadlocked transactions. The same work may succeed later."""
+    if isinstance(error, DatabaseUnavailable | exc.TimeoutError | exc.DisconnectionError):
+        return True
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    # PostgreSQL's codes: connection lost (08...), server shutting down or starting up (57P...), deadlock.
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    return (error.connection_invalidated or sqlstate.startswith(("08", "57P")) or sqlstate == "40P01"
+            or any(sign in str(error.orig) for sign in ("database is locked", "database table is locked")))
+
+
 def _prepare_sqlite_path(url: str) -> None:
     parsed = make_url(url)
     database = parsed.database
@@ -40,10 +65,14 @@ def _prepare_sqlite_path(url: str) -> None:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 5000) -> AsyncEngine:
-    """An async engine; on SQLite every connection runs in WAL mode with foreign keys enforced."""
+def create_engine(url: str, *, echo: bool = False, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> AsyncEngine:
+    """An async engine. On SQLite every connection runs in WAL mode with foreign keys enforced, and a
+    writer waits up to ``busy_timeout`` seconds for a lock another program holds. On PostgreSQL a pooled
+    connection is checked before use (a restarted server ended it) and a new one waits up to
+    ``busy_timeout`` seconds for the server to accept it."""
     _prepare_sqlite_path(url)
-    engine = create_async_engine(url, echo=echo)
+    backend = make_url(url).get_backend_name()
+    engine = create_async_engine(url, echo=echo, pool_pre_ping=backend == "postgresql")
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -51,11 +80,46 @@ def create_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 5000) 
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
+    elif engine.dialect.name == "postgresql":
+        _wait_for_server(engine, busy_timeout)
     return engine
+
+
+def _wait_for_server(engine: AsyncEngine, seconds: float) -> None:
+    """Once the server has been reached, new connections wait for it when it refuses them (stopped, or
+    starting up after a restart) rather than failing the request at once. Before that, a server that is
+    not there fails at once: a wrong address or port is reported without a wait."""
+    import asyncpg
+
+    refused = (OSError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError)
+    reached = False
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        nonlocal reached
+        deadline = time.monotonic() + seconds
+        pause = 0.1
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                # A server that does not answer at all (no refusal) must not hold the request longer either.
+                connection = dialect.connect(*cargs, **{"timeout": max(left, 1.0), **cparams})
+                reached = True
+                return connection
+            except refused as error:
+                if not reached:
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DatabaseUnavailable(f"the database server did not answer for {seconds:g} s: "
+                                              f"{describe_error(error)}") from error
+                # Connections are made inside SQLAlchemy's greenlet: this sleeps on the event loop.
+                await_only(asyncio.sleep(min(pause, left)))
+                pause = min(pause * 2, 1.0)
 
 
 class _TaskReentrantLock:
@@ -67,38 +131,49 @@ class _TaskReentrantLock:
         self._owner: asyncio.Task[Any] | None = None
 
     @contextlib.asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
+    async def hold(self, wait: float) -> AsyncIterator[None]:
+        """Raises DatabaseUnavailable when the lock was not free within ``wait`` seconds."""
         task = asyncio.current_task()
         if task is not None and self._owner is task:
             yield
             return
-        async with self._lock:
-            self._owner = task
-            try:
-                yield
-            finally:
-                self._owner = None
+        try:
+            async with asyncio.timeout(wait):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise DatabaseUnavailable(f"no turn to write within {wait:g} s") from None
+        self._owner = task
+        try:
+            yield
+        finally:
+            self._owner = None
+            self._lock.release()
 
 
 class SerialWriteSessions(async_sessionmaker[AsyncSession]):
     """SQLite takes one writer at a time, and writers that find the lock taken sleep in SQLite's busy
     handler (1 to 100 ms naps): under load they wake in no order, and a click waits seconds. So on
     SQLite a process runs its write transactions (``begin()``) one after another, first come first
-    served, waiting on the event loop; reads (plain sessions) stay concurrent in WAL mode."""
+    served, waiting on the event loop; reads (plain sessions) stay concurrent in WAL mode.
 
-    def __init__(self, engine: AsyncEngine, **kwargs: Any) -> None:
+    While another program holds the lock, the writers queue here: each waits at most ``busy_timeout``
+    for its turn, then at most as long again in SQLite's busy handler."""
+
+    def __init__(self, engine: AsyncEngine, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, **kwargs: Any) -> None:
         super().__init__(engine, **kwargs)
         self._writer = _TaskReentrantLock()
+        self._wait = busy_timeout
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:  # type: ignore[override]
-        async with self._writer.hold(), super().begin() as session:
+        async with self._writer.hold(self._wait), super().begin() as session:
             yield session
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def session_factory(engine: AsyncEngine, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+                    ) -> async_sessionmaker[AsyncSession]:
     if engine.dialect.name == "sqlite":
-        return SerialWriteSessions(engine, expire_on_commit=False)
+        return SerialWriteSessions(engine, busy_timeout=busy_timeout, expire_on_commit=False)
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

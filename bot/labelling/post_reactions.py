@@ -27,14 +27,15 @@ taken in number order.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection, Container
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Container
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling import submissions, tasks, votes
@@ -42,6 +43,7 @@ from bot.labelling.errors import LabellingError, VoteRefused
 from bot.labelling.posts import FINAL, PostService
 from bot.labelling.service import get_or_create_user
 from bot.labelling.trees import LABEL_KINDS, RANK_KINDS
+from storage.db import describe_error, is_unavailable
 from storage.models import (
     BotPost,
     Message,
@@ -59,9 +61,12 @@ from storage.users import insert_ignoring_conflicts
 VOTE_EMOJI = {"👍": votes.UPVOTE, "👎": votes.DOWNVOTE, "🚩": votes.RED_FLAG}
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
 HANDLED = frozenset(VOTE_EMOJI) | frozenset(KEYCAPS)
-LOCKED_RETRIES = 3
+# Pauses between tries of a reaction the database could not take: doubling from the first to the last.
+RETRY_FIRST_PAUSE, RETRY_MAX_PAUSE = 0.5, 10.0
 # At most this many of the newest posts are compared with Discord at a start.
 RECONCILE_LIMIT = 500
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 QUICK_REVIEW = {"👍": {"spam": 0.0, "lang_mismatch": 0.0}, "👎": {"spam": 1.0, "lang_mismatch": 0.0}}
 
 OWN_TEXT_NOTICE = ("I removed your {emoji} reaction on a task post: it shows your own text, and nobody votes on, "
@@ -117,18 +122,29 @@ class PostReactions:
         if emoji not in HANDLED:
             return None
         async with self._locks.hold(discord_user_id):
-            for attempt in range(LOCKED_RETRIES):
-                try:
-                    return await self._react(discord_user_id, discord_message_id, emoji, added, display_name)
-                except DBAPIError as exc:
-                    # SQLite gives up on a writer after busy_timeout; PostgreSQL ends one of two deadlocked
-                    # transactions (seen with two shards: a quick review waiting for its tree's row lock
-                    # while holding rows another transaction on that tree waits for). Either is rolled back
-                    # whole. A reaction event is not asked for again, so it is
-                    # tried again rather than lost (the member's later events wait).
-                    if not ("locked" in str(exc) or "deadlock detected" in str(exc)) or attempt == LOCKED_RETRIES - 1:
-                        raise
-            return None
+            return await self._until_done(
+                lambda: self._react(discord_user_id, discord_message_id, emoji, added, display_name),
+                f"reaction {emoji} {'added' if added else 'removed'} on post {discord_message_id}")
+
+    @staticmethod
+    async def _until_done(work: Callable[[], Awaitable[T]], what: str) -> T:
+        """A reaction event is not sent again, so a write the database could not take now is tried again
+        until it is stored (the member's later events wait): a lock that outlasted the busy timeout, a
+        server away, or one of two deadlocked transactions that PostgreSQL ended (seen with two shards: a
+        quick review waiting for its tree's row lock while holding rows another transaction on that tree
+        waits for). Each failed try was rolled back whole. A bot stopped meanwhile reads the post's
+        reactions back from Discord at its next start; the reads of that reconciliation wait the same way."""
+        pause = RETRY_FIRST_PAUSE
+        while True:
+            try:
+                return await work()
+            except Exception as error:
+                if not is_unavailable(error):
+                    raise
+                level = logging.WARNING if pause == RETRY_FIRST_PAUSE else logging.DEBUG
+                log.log(level, "%s waits for the database (%s); trying again", what, describe_error(error))
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX_PAUSE)
 
     async def _react(self, discord_user_id: int, discord_message_id: int, emoji: str, added: bool,
                      display_name: str | None) -> ReactionOutcome | None:
@@ -156,6 +172,10 @@ class PostReactions:
         """MESSAGE_REACTION_REMOVE_ALL (``emoji`` None) or _REMOVE_EMOJI: everyone's reactions go."""
         if emoji is not None and emoji not in HANDLED:
             return None
+        return await self._until_done(lambda: self._clear(discord_message_id, emoji),
+                                        f"clearing {emoji or 'the reactions'} on post {discord_message_id}")
+
+    async def _clear(self, discord_message_id: int, emoji: str | None) -> ReactionOutcome | None:
         async with self.sessions.begin() as session:
             post = await session.scalar(select(BotPost).where(BotPost.discord_message_id == discord_message_id))
             if post is None:
@@ -180,11 +200,15 @@ class PostReactions:
         """(channel id, Discord message id) of the posts whose reactions still count: those younger than
         the post expiry, newest first."""
         since = self.ctx.now() - timedelta(hours=self.posts.settings.expiry_hours)
-        async with self.sessions() as session:
-            rows = await session.execute(
-                select(BotPost.channel_id, BotPost.discord_message_id).where(BotPost.created_at >= since)
-                .order_by(BotPost.id.desc()).limit(RECONCILE_LIMIT))
-            return [(channel_id, message_id) for channel_id, message_id in rows.all()]
+
+        async def read() -> list[tuple[int, int]]:
+            async with self.sessions() as session:
+                rows = await session.execute(
+                    select(BotPost.channel_id, BotPost.discord_message_id).where(BotPost.created_at >= since)
+                    .order_by(BotPost.id.desc()).limit(RECONCILE_LIMIT))
+                return [(channel_id, message_id) for channel_id, message_id in rows.all()]
+
+        return await self._until_done(read, "reconciliation (the list of posts)")
 
     async def reconcile(self, discord_message_id: int, shown: Collection[tuple[int, str]],
                         skip_users: Container[int] = ()) -> list[tuple[int, ReactionOutcome]]:
@@ -192,11 +216,14 @@ class PostReactions:
         (Discord user id, emoji) pairs of the handled emoji (the bot's own left out). Members in
         ``skip_users`` are left alone: their live events since ``shown`` was read are newer. Returns
         each replayed event's member and outcome."""
-        async with self.sessions() as session:
-            held = {(discord_id, emoji) for discord_id, emoji in (await session.execute(
-                select(User.discord_id, PostReaction.emoji).join(User, User.id == PostReaction.user_id)
-                .join(BotPost, BotPost.id == PostReaction.post_id)
-                .where(BotPost.discord_message_id == discord_message_id))).all()}
+        async def read() -> set[tuple[int, str]]:
+            async with self.sessions() as session:
+                return {(discord_id, emoji) for discord_id, emoji in (await session.execute(
+                    select(User.discord_id, PostReaction.emoji).join(User, User.id == PostReaction.user_id)
+                    .join(BotPost, BotPost.id == PostReaction.post_id)
+                    .where(BotPost.discord_message_id == discord_message_id))).all()}
+
+        held = await self._until_done(read, f"reconciliation of post {discord_message_id}")
         shown = {(user, emoji) for user, emoji in shown if emoji in HANDLED}
         order = {emoji: i for i, emoji in enumerate([*VOTE_EMOJI, *KEYCAPS])}
         replay = [(user, emoji, False) for user, emoji in sorted(held - shown, key=lambda p: (p[0], order[p[1]]))]

@@ -15,6 +15,7 @@ from typing import Any
 import discord
 
 from cogs.admin.checks import NotModerator, answer_refusal, require_moderator
+from cogs.command_errors import answers_failures
 
 ADMIN_COG = "AdminCog"
 CONFIRM_ACTIONS = ("ban", "banauthor", "del", "halt")
@@ -44,6 +45,7 @@ class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button],
                              match: re.Match[str]) -> ConfirmButton:
         return cls(match["action"], int(match["target"]), match["reason"], label=item.label or "Confirm")
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = await _checked(interaction)
         if cog is not None:
@@ -59,6 +61,7 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"adm:no"
                              match: re.Match[str]) -> CancelButton:
         return cls()
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         if await _checked(interaction) is not None:
             await interaction.response.edit_message(content="Cancelled: nothing was changed.", embeds=[], view=None)
@@ -80,6 +83,7 @@ class FlagButton(discord.ui.DynamicItem[discord.ui.Button],
                              match: re.Match[str]) -> FlagButton:
         return cls(match["action"], int(match["message"]), int(match["page"]))
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = await _checked(interaction)
         if cog is not None:
@@ -101,6 +105,7 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button],
                              match: re.Match[str]) -> PageButton:
         return cls(match["view"], int(match["page"]), int(match["member"]), match["tag"], label=item.label or "")
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = await _checked(interaction)
         if cog is not None:

@@ -19,6 +19,8 @@ import discord
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 QUICK_SECONDS = 0.5
+# A modal must be the first answer, within Discord's 3 s: work it needs first gets this long.
+MODAL_SECONDS = 2.5
 
 
 async def run(interaction: discord.Interaction, work: Awaitable[T], *, thinking: bool = False) -> T:
@@ -32,6 +34,15 @@ async def run(interaction: discord.Interaction, work: Awaitable[T], *, thinking:
             # Too late to answer (Discord dropped the interaction): the work still finishes and counts.
             log.warning("could not defer interaction %s: %s", interaction.id, exc)
     return await job
+
+
+async def before_modal(work: Awaitable[T]) -> T | None:
+    """The work's result (or its exception) when it comes in time to answer with a modal; None when the
+    database is too slow or away: the work is cancelled then, its transaction rolled back."""
+    try:
+        return await asyncio.wait_for(work, MODAL_SECONDS)
+    except TimeoutError:
+        return None
 
 
 async def update(interaction: discord.Interaction, **changes: Any) -> None:

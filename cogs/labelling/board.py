@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.labelling.members import BoardPage, MemberRefused, MemberService
+from cogs.command_errors import answers_failures
 from cogs.labelling import render_profile as render
 from cogs.labelling.member_edge import caller_of, line_names, member_service, send_refusal
 
@@ -32,6 +33,7 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button],
                              match: re.Match[str]) -> PageButton:
         return cls(match["period"], int(match["page"]), match["owner"])
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         cog: BoardCog | None = interaction.client.get_cog("Board")  # type: ignore[union-attr]
         if cog is None:

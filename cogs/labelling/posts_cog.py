@@ -8,6 +8,7 @@ they sit on, so they work after a restart), the write modal ``lp:m:<task>:<kind 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -21,8 +22,9 @@ from bot.labelling.errors import LabellingError
 from bot.labelling.member_tasks import MemberTasks, Outcome
 from bot.labelling.post_channels import ChannelConfig, PostChannels
 from bot.labelling.posts import PostContent, PostRef, PostService
+from cogs.command_errors import DATABASE_BUSY, answers_failures
 from cogs.labelling import answering, render, render_posts
-from cogs.labelling.task_cog import TEXT_INPUT_MAX, give_text_back, member_of, refusal_text, task_message
+from cogs.labelling.task_cog import TEXT_INPUT_MAX, member_of, refusal_text, submit_text, task_message
 from cogs.labelling.task_views import WRITE_CODES, modal_text, outcome_view, text_modal
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class PostButton(discord.ui.DynamicItem[discord.ui.Button], template=r"lp:(?P<ac
                              match: re.Match[str]) -> PostButton:
         return cls(match["action"], item.label or "")
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         await interaction.client.get_cog(COG).on_post_button(interaction, self.action)  # type: ignore[union-attr]
 
@@ -150,7 +153,14 @@ class PostsCog(commands.Cog, name=COG):
                 log.warning("could not post in channel %s: %s", channel_id, exc)
                 return None
             guild = getattr(channel, "guild", None)
-            ref = await self.posts.record_post(channel_id, guild.id if guild else None, message.id, content)
+            try:
+                ref = await self.posts.record_post(channel_id, guild.id if guild else None, message.id, content)
+            except Exception:
+                # Not recorded (the database away): a post whose reactions and buttons count for nothing
+                # must not stay. The channel's next run posts again.
+                with contextlib.suppress(discord.HTTPException):
+                    await message.delete()
+                raise
         finally:
             recorded.set()
             del self._posting[channel_id]
@@ -218,9 +228,15 @@ class PostsCog(commands.Cog, name=COG):
         if action == "write":
             # A modal must be the first answer: the task is asked for first (one short transaction).
             try:
-                work = await self.posts.open_on_post(member, message_id, action, take_notices=False)
+                work = await answering.before_modal(self.posts.open_on_post(member, message_id, action,
+                                                                            take_notices=False))
             except LabellingError as refused:
                 await answering.note(interaction, refusal_text(refused))
+                return
+            if work is None:
+                log.warning("Write on post %s for user %s: the database did not answer in time to open the box",
+                            message_id, interaction.user.id)
+                await answering.note(interaction, DATABASE_BUSY)
                 return
             code = WRITE_CODES[work.offer.kind]
             modal = text_modal(work.offer.task_id, code, self.text_limit)
@@ -252,13 +268,10 @@ class PostsCog(commands.Cog, name=COG):
             return
         task_id, code = int(match["task"]), match["code"]
         text = modal_text(dict(interaction.data or {})) or ""
-        member = member_of(interaction)
-        try:
-            outcome = await answering.run(interaction, self.members.submit_text(member, task_id, text))
-        except LabellingError as refused:
-            await give_text_back(interaction, refused, text, task_id, code)
+        outcome = await submit_text(interaction, self.members, task_id, code, text)
+        if outcome is None:
             return
-        notices = await self.posts.take_notices(member.discord_id)
+        notices = await self.posts.take_notices(interaction.user.id)
         await answering.note(interaction, with_notices(notices, None), embed=render.outcome_embed(outcome),
                              view=outcome_view(outcome))
         self.bot.dispatch("task_outcome", outcome)

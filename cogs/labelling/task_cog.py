@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot.labelling.errors import LabellingError
 from bot.labelling.member_tasks import Member, MemberTasks, Outcome
 from bot.labelling.tasks import TaskOffer
+from cogs.command_errors import DATABASE_BUSY, log_failure
 from cogs.labelling import answering, render
 from cogs.labelling.task_views import (
     DYNAMIC_ITEMS,
@@ -34,6 +35,7 @@ from cogs.labelling.task_views import (
     task_view,
     text_modal,
 )
+from storage.db import is_unavailable
 
 KIND_OPTIONS = [
     app_commands.Choice(name="any", value="any"),
@@ -63,16 +65,31 @@ def refusal_text(error: LabellingError) -> str:
     return error.message
 
 
-async def give_text_back(interaction: discord.Interaction, refused: LabellingError, text: str, task_id: int,
+async def give_text_back(interaction: discord.Interaction, reason: str, retry: bool, text: str, task_id: int,
                          code: str) -> None:
     """Nothing the member wrote is lost: a refused text comes back with the reason, and with a "Write
     again" button when the same task still takes a corrected text."""
-    retry = refused.reason in RETRYABLE
-    embed, file = render.echo(refusal_text(refused), text, retry=retry)
+    embed, file = render.echo(reason, text, retry=retry)
     extra: dict[str, Any] = {"file": file} if file else {}
     if retry:
         extra["view"] = again_view(task_id, code)
     await answering.note(interaction, embed=embed, **extra)
+
+
+async def submit_text(interaction: discord.Interaction, members: MemberTasks, task_id: int, code: str,
+                      text: str) -> Outcome | None:
+    """The text of a Write modal submitted; None when it was refused (the engine's reason, or a database
+    that cannot take it now) and given back to the member."""
+    try:
+        return await answering.run(interaction, members.submit_text(member_of(interaction), task_id, text))
+    except LabellingError as refused:
+        await give_text_back(interaction, refusal_text(refused), refused.reason in RETRYABLE, text, task_id, code)
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        log_failure(f"the text written for task {task_id}", interaction.user.id, error)
+        await give_text_back(interaction, DATABASE_BUSY, True, text, task_id, code)
+    return None
 
 
 class TaskCog(commands.Cog, name="Tasks"):
@@ -228,10 +245,8 @@ class TaskCog(commands.Cog, name="Tasks"):
             return
         task_id, code = int(match["task"]), match["code"]
         text = modal_text(dict(interaction.data or {})) or ""
-        try:
-            outcome = await answering.run(interaction, self.members.submit_text(member_of(interaction), task_id, text))
-        except LabellingError as refused:
-            await give_text_back(interaction, refused, text, task_id, code)
+        outcome = await submit_text(interaction, self.members, task_id, code, text)
+        if outcome is None:
             return
         await answering.update(interaction, **outcome_message(outcome))
         self.bot.dispatch("task_outcome", outcome)

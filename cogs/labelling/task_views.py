@@ -18,6 +18,7 @@ import discord
 from bot.labelling.labels import LIKERT_VALUES, LabelSpec
 from bot.labelling.member_tasks import Outcome
 from bot.labelling.tasks import TaskOffer
+from cogs.command_errors import answers_failures
 from cogs.labelling.render import letter, preview
 from storage.enums import TaskKind
 
@@ -55,6 +56,7 @@ class TaskButton(discord.ui.DynamicItem[discord.ui.Button],
                              match: re.Match[str]) -> TaskButton:
         return cls(match["action"], int(match["task"]), match["state"], label=item.label or "")
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         await _cog(interaction).on_button(interaction, self.action, self.task_id, self.state)
 
@@ -75,6 +77,7 @@ class TaskSelect(discord.ui.DynamicItem[discord.ui.Select],
                              match: re.Match[str]) -> TaskSelect:
         return cls(match["action"], int(match["task"]), match["state"], match["arg"])
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         values = [str(v) for v in (interaction.data or {}).get("values", [])]
         await _cog(interaction).on_select(interaction, self.action, self.task_id, self.state, self.arg, values)
@@ -92,6 +95,7 @@ class NextTaskButton(discord.ui.DynamicItem[discord.ui.Button],
                              match: re.Match[str]) -> NextTaskButton:
         return cls(match["asked"], match["lang"])
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         await _cog(interaction).on_next(interaction, self.asked, self.lang)
 

@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from bot.labelling.labels import label_names, label_specs
 from bot.labelling.tasks import MessageView, TaskOffer
+from cogs.command_errors import answers_failures
 from cogs.labelling import render
 from cogs.labelling.task_views import task_view
 from storage.enums import TaskKind
@@ -101,6 +102,7 @@ class TutorialButton(discord.ui.DynamicItem[discord.ui.Button], template=r"tut:(
                              match: re.Match[str]) -> TutorialButton:
         return cls(int(match["page"]), item.label or "", "")
 
+    @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
         await interaction.response.edit_message(**tutorial_page(self.page))
 

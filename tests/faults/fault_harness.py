@@ -9,8 +9,12 @@ import signal
 import sqlite3
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from emulator import Emulator
 
@@ -62,12 +66,36 @@ class BotProcess:
                          for n in range(1, self.starts + 1) if (self.workdir / f"bot-{n}.log").exists())
 
 
+HELD_REACTIONS = ("SELECT p.discord_message_id, u.discord_id, r.emoji FROM post_reactions r "
+                  "JOIN bot_posts p ON p.id = r.post_id JOIN users u ON u.id = r.user_id")
+# A member's reactions on the posts whose subject is a text, and the engine's votes on texts.
+POST_VOTES = ("SELECT pm.message_id, r.user_id, r.emoji FROM post_reactions r JOIN post_messages pm "
+              "ON pm.post_id = r.post_id AND pm.role = 'subject' WHERE r.emoji IN ('👍', '👎', '🚩')")
+ENGINE_VOTES = "SELECT message_id, user_id, emoji FROM reactions WHERE emoji IN ('+1', '-1', 'red_flag')"
+
+
+def _held(rows: Iterable[tuple]) -> Counter:
+    return Counter((int(m), int(u), e) for m, u, e in rows)
+
+
+def _vote_mismatches(post_votes: Iterable[tuple], engine_votes: Iterable[tuple]) -> list[tuple]:
+    codes = {"👍": "+1", "👎": "-1", "🚩": "red_flag"}
+    held: dict[tuple[int, int], set[str]] = {}
+    for message_id, user_id, emoji in post_votes:
+        held.setdefault((message_id, user_id), set()).add(codes[emoji])
+    stored = Counter((m, u, e) for m, u, e in engine_votes)
+    wanted = Counter()
+    for (message_id, user_id), votes in held.items():
+        if {"+1", "-1"} <= votes:
+            votes -= {"+1", "-1"}
+        wanted.update((message_id, user_id, v) for v in votes)
+    return sorted((set(wanted) ^ set(stored)) | {k for k, n in stored.items() if n > 1})
+
+
 def held_reactions(db_path: Path) -> Counter:
     """(Discord message, member, emoji) rows of post_reactions, counted (a count above 1 is a double)."""
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        return Counter((int(m), int(u), e) for m, u, e in conn.execute(
-            "SELECT p.discord_message_id, u.discord_id, r.emoji FROM post_reactions r "
-            "JOIN bot_posts p ON p.id = r.post_id JOIN users u ON u.id = r.user_id"))
+        return _held(conn.execute(HELD_REACTIONS))
 
 
 def shown_reactions(posts: list[Any], bot_id: int, emojis: frozenset[str]) -> set[tuple[int, int, str]]:
@@ -79,21 +107,19 @@ def shown_reactions(posts: list[Any], bot_id: int, emojis: frozenset[str]) -> se
 def vote_mismatches(db_path: Path) -> list[tuple]:
     """Engine votes (reactions table) that differ from what the held post reactions give: a member's vote on
     a text is what they hold on every post about it, 👍 with 👎 cancelling."""
-    codes = {"👍": "+1", "👎": "-1", "🚩": "red_flag"}
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        held: dict[tuple[int, int], set[str]] = {}
-        for message_id, user_id, emoji in conn.execute(
-                "SELECT pm.message_id, r.user_id, r.emoji FROM post_reactions r JOIN post_messages pm "
-                "ON pm.post_id = r.post_id AND pm.role = 'subject' WHERE r.emoji IN ('👍', '👎', '🚩')"):
-            held.setdefault((message_id, user_id), set()).add(codes[emoji])
-        stored = Counter((m, u, e) for m, u, e in conn.execute(
-            "SELECT message_id, user_id, emoji FROM reactions WHERE emoji IN ('+1', '-1', 'red_flag')"))
-    wanted = Counter()
-    for (message_id, user_id), votes in held.items():
-        if {"+1", "-1"} <= votes:
-            votes -= {"+1", "-1"}
-        wanted.update((message_id, user_id, v) for v in votes)
-    return sorted((set(wanted) ^ set(stored)) | {k for k, n in stored.items() if n > 1})
+        return _vote_mismatches(conn.execute(POST_VOTES).fetchall(), conn.execute(ENGINE_VOTES).fetchall())
+
+
+async def held_reactions_in(connection: AsyncConnection) -> Counter:
+    """held_reactions() through a SQLAlchemy connection (SQLite or PostgreSQL)."""
+    return _held((await connection.execute(text(HELD_REACTIONS))).all())
+
+
+async def vote_mismatches_in(connection: AsyncConnection) -> list[tuple]:
+    """vote_mismatches() through a SQLAlchemy connection (SQLite or PostgreSQL)."""
+    return _vote_mismatches((await connection.execute(text(POST_VOTES))).all(),
+                            (await connection.execute(text(ENGINE_VOTES))).all())
 
 
 def duplicated_texts(db_path: Path, texts: list[str]) -> list[str]:

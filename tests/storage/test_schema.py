@@ -54,7 +54,7 @@ async def test_sqlite_pragmas(engine):
     async with engine.connect() as connection:
         assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
-        assert (await connection.execute(text("PRAGMA busy_timeout"))).scalar() == 5000
+        assert (await connection.execute(text("PRAGMA busy_timeout"))).scalar() == 30_000
 
 
 async def _tree_with_reply(session):
