@@ -7,6 +7,8 @@ import logging
 import discord
 from discord import app_commands
 
+from cogs import delivery
+
 log = logging.getLogger(__name__)
 
 GENERIC = "Sorry, I could not do that. Please try again in a moment."
@@ -37,13 +39,20 @@ class PoliteCommandTree(app_commands.CommandTree):
             return  # the command's or its cog's own handler answered
         name = command.qualified_name if command is not None else (interaction.data or {}).get("name", "?")
         original = getattr(error, "original", None) or error
-        expected = isinstance(error, app_commands.TransformerError | app_commands.CheckFailure)
-        log.error("/%s failed for user %s: %s: %s", name, interaction.user.id, type(original).__name__, original,
-                  exc_info=None if expected else original)
+        if delivery.unanswerable(original):
+            # Discord failing (e.g. refusing a first answer past its 3 s deadline) is no bug of ours.
+            log.warning("/%s for user %s met a Discord failure: %s", name, interaction.user.id,
+                        delivery.describe(original))
+        else:
+            expected = isinstance(error, app_commands.TransformerError | app_commands.CheckFailure)
+            log.error("/%s failed for user %s: %s: %s", name, interaction.user.id, type(original).__name__,
+                      original, exc_info=None if expected else original)
         try:
             if interaction.response.is_done():  # deferred: the follow-up takes the place of "thinking…"
-                await interaction.followup.send(polite_message(error), ephemeral=True)
+                await delivery.followup(interaction, polite_message(error), ephemeral=True)
             else:
                 await interaction.response.send_message(polite_message(error), ephemeral=True)
-        except discord.HTTPException:
-            log.info("could not tell the user about the failure of /%s", name)
+        except Exception as exc:
+            if not isinstance(exc, discord.HTTPException) and not delivery.is_transient(exc):
+                raise
+            log.info("could not tell the user about the failure of /%s: %s", name, delivery.describe(exc))
