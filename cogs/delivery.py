@@ -21,6 +21,7 @@ import io
 import logging
 import os
 import random
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -58,7 +59,8 @@ def is_transient(error: BaseException) -> bool:
 def describe(error: BaseException) -> str:
     """One short line: a Cloudflare error page is HTML that would fill the log."""
     if isinstance(error, discord.HTTPException):
-        return f"{error.status} {error.text[:80]!r}" if error.text else str(error.status)
+        text = " ".join(re.sub(r"<[^>]*>", " ", error.text or "").split())
+        return f"{error.status} {text[:80]}".rstrip()
     return f"{type(error).__name__}: {error}"[:120]
 
 

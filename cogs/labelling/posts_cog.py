@@ -289,9 +289,9 @@ class PostsCog(commands.Cog, name=COG):
             await give_text_back(interaction, refused, text, task_id, code)
             return
         notices = await self.posts.take_notices(member.discord_id)
+        self.bot.dispatch("task_outcome", outcome)
         await answering.note(interaction, with_notices(notices, None), embed=render.outcome_embed(outcome),
                              view=outcome_view(outcome))
-        self.bot.dispatch("task_outcome", outcome)
 
     @commands.Cog.listener()
     async def on_task_outcome(self, outcome: Outcome) -> None:
