@@ -226,3 +226,75 @@ async def test_a_minute_of_5xx_and_429_loses_no_reply(emulator, start_bot, tmp_p
               f"{sum(n for (_, status), n in refused.items() if status == 429)}; replies delivered late "
               f"{len(missing_at_recovery)} of {len(answers_shown())}, lost 0, duplicated 0; submissions stored "
               f"once {len(writers) + len(reviewers)}; chat answers {len(chatters)}; post posted once")
+
+
+@pytest.mark.parametrize("quick", [0.5, 0.0], ids=["answered-at-once", "deferred"])
+async def test_a_first_answer_refused_past_3_s_keeps_the_work_and_a_resubmission_is_stored_once(
+        emulator, start_bot, tmp_path, caplog, monkeypatch, quick):  # noqa: F811
+    """Discord refuses the first answer (a 503 outage on the callback route) until the interaction is past
+    its 3 s: no bot can answer it. The prompt was stored before the answer; the member, who saw nothing,
+    sends it again from the same task and is told it was recorded once."""
+    monkeypatch.setattr(answering, "QUICK_SECONDS", quick)
+    emu = emulator
+    guild = await emu.create_guild("Callback outage")
+    writer = await emu.create_user("writer", guild=guild)
+    text = "Why do cats purr, and can they purr while breathing in?"
+    async with start_bot(settings_for(tmp_path, chat=False)):
+        clicker = Clicker(emu, writer)
+        task = await clicker.task("prompt")
+        opened = await clicker.open_modal(task)
+        emu.faults.fail(CALLBACK, 503, seconds=6)
+        submitted = await opened.submit_modal({"lt:text": text})
+        # discord.py retries the 503 by itself; its first retry after the outage is too late (10062).
+        await emu.wait_for(lambda: 10062 in submitted.errors, timeout=60, what="the answer refused as too late")
+        assert submitted.response is None and title(task) != RECORDED
+        db_path = tmp_path / "bot.db"
+        assert duplicated_texts(db_path, [text]) == []
+        await emu.wait_for(lambda: any("could not answer interaction" in r.getMessage() for r in caplog.records),
+                           timeout=30, what="the bot giving up on the answer")
+
+        again = await clicker.write(task, text)
+        assert "That task is already done; it was recorded once." in str(again.embeds)
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+            assert conn.execute("SELECT count(*) FROM messages WHERE text = ?", (text,)).fetchone() == (1,)
+            assert conn.execute("SELECT count(*) FROM tasks WHERE kind = 'initial_prompt' AND state = 'done'"
+                                ).fetchone() == (1,)
+        assert errors_logged(caplog) == []
+
+
+async def test_a_task_post_goes_out_once_through_lost_answers_refusals_and_refused_seeds(
+        emulator, start_bot, tmp_path, caplog):  # noqa: F811
+    emu = emulator
+    guild = await emu.create_guild("Post outage", channels=["general", "replies"])
+    replies = guild.channel("replies")
+    mod = await emu.create_user("mod", guild=guild, moderator=True)
+    settings = settings_for(tmp_path, chat=False).model_copy(deep=True)
+    settings.posts.first_post_delay_seconds = 3600  # posts come from the calls below, not the scheduler
+    async with start_bot(settings) as bot:
+        posts = bot.get_cog("Posts")
+        await accepted_prompt(bot.services.labelling, TO_ANSWER)
+        await (await mod.slash("admin channel set", {"channel": replies, "kinds": "reply"},
+                               channel=guild.channel("general"))).wait_message()
+
+        async def recorded() -> list[int]:
+            async with bot.services.sessions() as db:
+                return list((await db.execute(select(BotPost.discord_message_id)
+                                              .where(BotPost.channel_id == replies.id))).scalars())
+
+        # An outage longer than the post's retries: nothing is posted, nothing recorded.
+        emu.faults.fail(SEND, 503, seconds=30)
+        assert await posts.post_next(replies.id, retry_minutes=0.05) is None
+        assert emu.bot_messages(replies) == [] and await recorded() == []
+        emu.faults.clear()
+
+        # Discord posts it but the answer is lost twice; then the seeds are rate limited for a while.
+        emu.faults.fail(SEND, 503, times=2, handled=True)
+        emu.faults.rate_limit(SEED, 1.0, seconds=8)
+        ref = await posts.post_next(replies.id)
+        shown = emu.bot_messages(replies)
+        assert [m.id for m in shown] == [ref.discord_message_id] == await recorded()
+        assert [c.status for c in emu.calls_to(SEND) if c.path.startswith(f"/channels/{replies.id}/")][-3:] == \
+            [503, 503, 200]
+        assert {"👍", "👎", "🚩"} <= set(shown[0].reactions)
+        assert 429 in {c.status for c in emu.calls_to(SEED)}
+        assert errors_logged(caplog) == []
