@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 # Discord's interaction tokens live 15 minutes; follow-ups and edits of the answer work until then.
 TOKEN_LIFE = timedelta(minutes=15)
+LAST_ATTEMPT = timedelta(seconds=30)
 FIRST_PAUSE = 1.0  # seconds before the first retry, doubled at each failure...
 MAX_PAUSE = 15.0  # ...up to this, so an answer arrives at most this long (plus discord.py's own tries) after recovery
 
@@ -70,7 +71,8 @@ def nonce() -> str:
 
 
 def token_deadline(interaction: discord.Interaction) -> datetime:
-    return interaction.created_at + TOKEN_LIFE
+    # The last attempt starts early enough for discord.py's own retries (about 25 s) to end in time.
+    return interaction.created_at + TOKEN_LIFE - LAST_ATTEMPT
 
 
 def deadline_in(minutes: float) -> datetime:
@@ -137,27 +139,34 @@ def replayable(message: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     return fresh
 
 
+async def _through_webhook(interaction: discord.Interaction, call: Callable[[], Awaitable[Any]], what: str) -> bool:
+    until = token_deadline(interaction)
+    try:
+        await deliver(call, until=until, what=what)
+    except Undelivered:
+        return False
+    except discord.HTTPException as error:
+        if discord.utils.utcnow() < until:
+            raise
+        # The token died during a last, long attempt (Discord answers 401 or 404 then): the same outage.
+        log.warning("gave up %s: the interaction's token expired (%s)", what, describe(error))
+        return False
+    return True
+
+
 async def followup(interaction: discord.Interaction, content: str | None = None, **message: Any) -> bool:
     """Send a follow-up while the interaction's token lives; False (logged) when an outage outlasted it."""
     fresh = replayable(message)
-    try:
-        await deliver(lambda: interaction.followup.send(content, **fresh()), until=token_deadline(interaction),
-                      what=f"send a follow-up to interaction {interaction.id}")
-    except Undelivered:
-        return False
-    return True
+    return await _through_webhook(interaction, lambda: interaction.followup.send(content, **fresh()),
+                                  f"send a follow-up to interaction {interaction.id}")
 
 
 async def edit_original(interaction: discord.Interaction, **changes: Any) -> bool:
     """Edit the interaction's answer (or fill in its "thinking…") while the token lives; False (logged)
     when an outage outlasted it."""
     fresh = replayable(changes)
-    try:
-        await deliver(lambda: interaction.edit_original_response(**fresh()), until=token_deadline(interaction),
-                      what=f"edit the answer to interaction {interaction.id}")
-    except Undelivered:
-        return False
-    return True
+    return await _through_webhook(interaction, lambda: interaction.edit_original_response(**fresh()),
+                                  f"edit the answer to interaction {interaction.id}")
 
 
 def unanswerable(error: BaseException) -> bool:

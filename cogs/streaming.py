@@ -60,8 +60,6 @@ class StreamedMessage:
     async def status(self, text: str) -> None:
         """A notice (e.g. the place in the queue) shown until the reply's text starts; skipped while
         Discord fails."""
-        if self._lock.locked():
-            return
         async with self._lock:
             if not self._streamed:
                 try:

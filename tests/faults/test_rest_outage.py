@@ -17,11 +17,13 @@ import logging
 import os
 import sqlite3
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.config import Settings
+from cogs import delivery
 from cogs.labelling import answering
 from emulator.core import EmulatorTimeout
 from emulator.pytest_plugin import emulator  # noqa: F401  (fixture)
@@ -168,10 +170,12 @@ async def test_a_minute_of_5xx_and_429_loses_no_reply(emulator, start_bot, tmp_p
             return shown
 
         missing_at_recovery = [what for what, done in answers_shown().items() if not done]
+        recovered_at = loop.time()
         try:
             await emu.wait_for(lambda: all(answers_shown().values()), timeout=RECOVERY)
         except EmulatorTimeout:
             pytest.fail(f"answers missing after the outage: {[w for w, done in answers_shown().items() if not done]}")
+        caught_up = loop.time() - recovered_at
         await bot.get_cog("Posts").wait_for_edits()
 
         # No crash, no error: the bot is connected and answers as before.
@@ -222,10 +226,13 @@ async def test_a_minute_of_5xx_and_429_loses_no_reply(emulator, start_bot, tmp_p
         assert recorded_posts == [posts[0].id]
         assert by_role.get(ChatRole.USER, 0) == len(chatters) == by_role.get(ChatRole.ASSISTANT, 0)
         server_errors = sum(n for (_, status), n in refused.items() if status >= 500)
+        lost = sum(not done for done in answers_shown().values())
+        duplicated = sum(n - 1 for n in stored.values() if n > 1) + len(posts) - 1
         print(f"\nREST outage {OUTAGE:.0f} s: calls refused with 5xx {server_errors}, with 429 "
               f"{sum(n for (_, status), n in refused.items() if status == 429)}; replies delivered late "
-              f"{len(missing_at_recovery)} of {len(answers_shown())}, lost 0, duplicated 0; submissions stored "
-              f"once {len(writers) + len(reviewers)}; chat answers {len(chatters)}; post posted once")
+              f"{len(missing_at_recovery)} of {len(answers_shown())} (all within {caught_up:.0f} s of the end), "
+              f"lost {lost}, duplicated {duplicated}; submissions stored once {len(writers) + len(reviewers)}; "
+              f"chat answers {len(chatters)}; post posted once")
 
 
 @pytest.mark.parametrize("quick", [0.5, 0.0], ids=["answered-at-once", "deferred"])
@@ -297,4 +304,26 @@ async def test_a_task_post_goes_out_once_through_lost_answers_refusals_and_refus
             [503, 503, 200]
         assert {"👍", "👎", "🚩"} <= set(shown[0].reactions)
         assert 429 in {c.status for c in emu.calls_to(SEED)}
+        assert errors_logged(caplog) == []
+
+
+async def test_an_answer_outlasting_the_token_is_given_up_with_a_log_line(
+        emulator, start_bot, tmp_path, caplog, monkeypatch):  # noqa: F811
+    """An outage longer than the interaction's token (15 minutes on Discord; 5 s here) ends the retries with
+    one warning; the bot answers the next interaction as usual."""
+    monkeypatch.setattr(answering, "QUICK_SECONDS", 0)
+    monkeypatch.setattr(delivery, "TOKEN_LIFE", timedelta(seconds=5))
+    monkeypatch.setattr(delivery, "LAST_ATTEMPT", timedelta(0))
+    emu = emulator
+    emu.interaction_token_ttl = 5
+    guild = await emu.create_guild("Long outage")
+    member = await emu.create_user("member", guild=guild)
+    async with start_bot(settings_for(tmp_path, chat=False)):
+        emu.faults.rate_limit(EDIT_ORIGINAL, 0.2, seconds=600)
+        lost = await member.slash("task", {"kind": "prompt"})
+        await emu.wait_for(lambda: [r for r in caplog.records if "gave up edit the answer" in r.getMessage()],
+                           timeout=60, what="the bot giving up")
+        assert lost.original is not None and lost.original.loading
+        emu.faults.clear()
+        assert title(await Clicker(emu, member).task("prompt")) == "Write a prompt"
         assert errors_logged(caplog) == []
