@@ -48,6 +48,9 @@ class DiscordSettings(Section):
     # several processes on one PostgreSQL database, give each the same shard_count and its own shard_ids.
     shard_count: PosInt | None = None
     shard_ids: list[NonNegInt] | None = None
+    # How long a channel message a member waits for (a chat reply, a task post) is retried through a
+    # Discord outage; answers to slash commands and buttons are retried while their token lives (15 min).
+    delivery_retry_minutes: PosFloat = 15.0
 
     @model_validator(mode="after")
     def _shards(self) -> DiscordSettings:

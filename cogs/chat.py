@@ -7,9 +7,11 @@ in ``bot.chat``; this cog reads messages and clicks, calls the service, and rend
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import discord
@@ -18,6 +20,7 @@ from discord.ext import commands
 
 from bot.chat.generation import ReplyGeneration, ReplyOutcome
 from bot.chat.service import PRESET_NAMES, ChatError, ChatService, Duplicate, RateLimited, ShownReply
+from cogs import delivery
 from cogs.command_errors import answers_failures, log_failure
 from cogs.labelling import answering
 from cogs.streaming import StreamedMessage
@@ -115,6 +118,19 @@ def _rebuild_view(message: discord.Message | None, reply_id: int, *, feedback: i
     )
 
 
+@contextlib.asynccontextmanager
+async def _typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
+    """"Typing…" while the model writes, if Discord takes it: the reply does not depend on it."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(channel.typing())
+        except Exception as exc:
+            if not delivery.is_transient(exc):
+                raise
+            log.info("no typing indicator: %s", delivery.describe(exc))
+        yield
+
+
 def _apology(outcome: ReplyOutcome) -> str:
     if outcome.suspended:
         return RESTARTING_PARTIAL
@@ -203,7 +219,7 @@ class ChatCog(commands.Cog, name="Chat"):
         if not self._addressed_to_me(message):
             return
         if self.chat is None:
-            await message.channel.send(self.unavailable_reason or NO_CHAT)
+            await self._say(message.channel, self.unavailable_reason or NO_CHAT)
             return
         try:
             accepted = await self.chat.accept_message(
@@ -216,24 +232,33 @@ class ChatCog(commands.Cog, name="Chat"):
         except Duplicate:
             return  # a replayed gateway event: this message is (being) answered already
         except RateLimited as limited:
-            await message.channel.send(
-                f"{limited.message} You can write again {discord.utils.format_dt(limited.retry_at, 'R')}."
-            )
+            await self._say(message.channel,
+                            f"{limited.message} You can write again {discord.utils.format_dt(limited.retry_at, 'R')}.")
             return
         except ChatError as refused:
-            await message.channel.send(refused.message)
+            await self._say(message.channel, refused.message)
             return
         except Exception as error:
             if not is_unavailable(error):
                 raise
             log_failure("a chat message", message.author.id, error)
-            await message.channel.send(DATABASE_BUSY_CHAT)
+            await self._say(message.channel, DATABASE_BUSY_CHAT)
             return
         if self._stopping:
-            await message.channel.send(RESTARTING_NEW)  # stored: answered after the restart
+            await self._say(message.channel, RESTARTING_NEW)  # stored: answered after the restart
             return
         await self._tracked(self._write_reply(message.channel, accepted.reply_id, message.author.id,
                                               reference=message if message.guild else None))
+
+    async def _say(self, channel: discord.abc.Messageable, text: str) -> None:
+        """A short answer in the chat, retried through a Discord outage (one nonce: posted once)."""
+        key = delivery.nonce()
+        try:
+            await delivery.deliver(lambda: channel.send(text, nonce=key),
+                                   until=delivery.deadline_in(self.bot.settings.discord.delivery_retry_minutes),
+                                   what="answer in a chat")
+        except delivery.Undelivered:
+            pass
 
     async def _tracked(self, work: object) -> None:
         task = asyncio.current_task()
@@ -250,7 +275,8 @@ class ChatCog(commands.Cog, name="Chat"):
         assert self.chat is not None
         chat = self.chat
         writer = StreamedMessage(channel, self.settings.edit_interval_seconds, reference=reference, pages=pages or [],
-                                 on_pages=lambda ids: chat.record_pages(reply_id, ids))
+                                 on_pages=lambda ids: chat.record_pages(reply_id, ids),
+                                 retry_minutes=self.bot.settings.discord.delivery_retry_minutes)
 
         async def show_place(position: int) -> None:
             if position >= 1:
@@ -259,18 +285,19 @@ class ChatCog(commands.Cog, name="Chat"):
         async with chat.user_lock(user_id):
             if self._stopping:
                 if not pages:
-                    await channel.send(RESTARTING_NEW)
+                    await self._say(channel, RESTARTING_NEW)
                 return
             try:
                 generation = await chat.start_generation(reply_id, on_position=show_place)
             except ChatError as refused:
-                await writer.finish(refused.message, view=None)
+                with contextlib.suppress(delivery.Undelivered):
+                    await writer.finish(refused.message, view=None)
                 return
             self._generations.add(generation)
             try:
                 await self._retire_buttons(channel, generation.stale)
                 note = preface + (DROPPED if generation.turn.dropped_messages else "")
-                async with channel.typing():
+                async with _typing(channel):
                     async for text in generation:
                         await writer.update(note + text)
             finally:
@@ -278,12 +305,15 @@ class ChatCog(commands.Cog, name="Chat"):
                 await generation.close()
             outcome = generation.outcome
             assert outcome is not None
-            if outcome.complete:
-                await writer.finish(note + outcome.text,
-                                    view=reply_view(reply_id, alternatives=generation.turn.regeneration, kept=False))
-            else:
-                shown = note + outcome.text + "\n\n" if outcome.text.strip() else ""
-                await writer.finish(shown + _apology(outcome), view=None)
+            # The reply is stored whatever happens now; an outage outlasting the retries is logged.
+            with contextlib.suppress(delivery.Undelivered):
+                if outcome.complete:
+                    await writer.finish(note + outcome.text,
+                                        view=reply_view(reply_id, alternatives=generation.turn.regeneration,
+                                                        kept=False))
+                else:
+                    shown = note + outcome.text + "\n\n" if outcome.text.strip() else ""
+                    await writer.finish(shown + _apology(outcome), view=None)
 
     async def _retire_buttons(self, channel: discord.abc.Messageable, replies: list[ShownReply]) -> None:
         """A newer turn began: the previous answers keep only their rating buttons."""
@@ -322,9 +352,9 @@ class ChatCog(commands.Cog, name="Chat"):
                 await interaction.response.defer()
                 accepted = await self.chat.regenerate(user.id, reply_id, display_name=user.display_name)
                 # The earlier answer loses its Regenerate button and gains "Keep this one".
-                await interaction.edit_original_response(
-                    view=_rebuild_view(interaction.message, reply_id, latest=False, alternatives=True, kept=False)
-                )
+                await delivery.edit_original(
+                    interaction, view=_rebuild_view(interaction.message, reply_id, latest=False, alternatives=True,
+                                                    kept=False))
                 if interaction.channel is not None:
                     await self._tracked(self._write_reply(interaction.channel, accepted.reply_id, user.id))
         except ChatError as refused:

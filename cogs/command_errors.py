@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import discord
 from discord import app_commands
 
+from cogs import delivery
 from storage.db import describe_error, is_unavailable
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,10 @@ def log_failure(what: str, user_id: int, error: BaseException) -> None:
     if is_unavailable(original):
         log.warning("%s for user %s: the database is unavailable: %s", what, user_id, describe_error(original))
         return
+    if delivery.unanswerable(original):
+        # Discord failing (e.g. refusing a first answer past its 3 s deadline) is no bug of ours.
+        log.warning("%s for user %s met a Discord failure: %s", what, user_id, delivery.describe(original))
+        return
     expected = isinstance(error, app_commands.TransformerError | app_commands.CheckFailure)
     log.error("%s failed for user %s: %s: %s", what, user_id, type(original).__name__, original,
               exc_info=None if expected else original)
@@ -58,12 +63,14 @@ async def answer_failure(interaction: discord.Interaction, error: BaseException,
     """Log the failure and tell the member, in place of "thinking…" when the interaction was deferred."""
     log_failure(what, interaction.user.id, error)
     try:
-        if interaction.response.is_done():
-            await interaction.followup.send(polite_message(error), ephemeral=True)
+        if interaction.response.is_done():  # deferred: the follow-up takes the place of "thinking…"
+            await delivery.followup(interaction, polite_message(error), ephemeral=True)
         else:
             await interaction.response.send_message(polite_message(error), ephemeral=True)
-    except discord.HTTPException:
-        log.info("could not tell the user about the failure of %s", what)
+    except Exception as exc:
+        if not isinstance(exc, discord.HTTPException) and not delivery.is_transient(exc):
+            raise
+        log.info("could not tell the user about the failure of %s: %s", what, delivery.describe(exc))
 
 
 def answers_failures(

@@ -459,10 +459,12 @@ class Control:
         kind = body.get("kind", "fail")
         route = body["route"]
         times = body.get("times", 1)
+        seconds = float(body["seconds"]) if body.get("seconds") is not None else None
         if kind == "fail":
-            self.emu.faults.fail(route, int(body.get("status", 500)), times=times)
+            self.emu.faults.fail(route, int(body.get("status", 500)), times=times, seconds=seconds,
+                                 handled=bool(body.get("handled", False)))
         elif kind == "rate_limit":
-            self.emu.faults.rate_limit(route, float(body.get("retry_after", 1.0)), times=times)
+            self.emu.faults.rate_limit(route, float(body.get("retry_after", 1.0)), times=times, seconds=seconds)
         elif kind == "delay":
             self.emu.faults.delay(route, float(body["seconds"]), times=times)
         else:

@@ -119,3 +119,21 @@ def http_error_body(status: int) -> dict[str, Any]:
     """The body Discord gives for plain HTTP errors (unknown route, bad method, no token)."""
     text = {401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}.get(status, "Error")
     return {"message": f"{status}: {text}", "code": 0}
+
+
+def _cloudflare_page(title: str) -> str:
+    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+            "<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n")
+
+
+def server_error_answer(status: int) -> tuple[Any, str]:
+    """(body, content type) of a 5xx as Discord's edge gives it: the API's own 500 is JSON; a 502 or 504
+    is Cloudflare's HTML page; a 503 is the proxy's plain-text line (clients must cope with all three)."""
+    if status == 502:
+        return _cloudflare_page("502 Bad Gateway"), "text/html"
+    if status == 504:
+        return _cloudflare_page("504 Gateway Time-out"), "text/html"
+    if status == 503:
+        return "upstream connect error or disconnect/reset before headers. reset reason: overflow", "text/plain"
+    text = {500: "Internal Server Error"}.get(status, "Server Error")
+    return {"message": f"{status}: {text}", "code": 0}, "application/json"

@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from aiohttp import web
 from . import errors as E
 from . import permissions as P
 from .core import Emulator, RestCall, TypingEvent, UploadedFile
-from .errors import APIError, FormErrors, http_error_body
+from .errors import APIError, FormErrors, http_error_body, server_error_answer
 from .interactions import (
     AUTOCOMPLETE,
     AUTOCOMPLETE_RESULT,
@@ -47,8 +48,11 @@ from .models import (
     parse_emoji,
 )
 from .ratelimit import too_many_requests_body
+from .snowflake import snowflake_time_ms
 
 API_PREFIX = "/api/v10"
+# How long Discord remembers a message nonce sent with enforce_nonce ("the past few minutes").
+NONCE_SECONDS = 300
 
 
 @dataclass
@@ -78,6 +82,7 @@ class Outcome:
     content_type: str | None = None
     error_code: int | None = None
     early_retry: bool = False
+    response_type: str = "application/json"
 
 
 @dataclass
@@ -140,11 +145,15 @@ def _scope(route: Route, params: dict[str, str], emu: Emulator) -> str:
     return "global"
 
 
-def _json_response(status: int, body: Any, headers: dict[str, str]) -> web.Response:
+def _json_response(status: int, body: Any, headers: dict[str, str],
+                   content_type: str = "application/json") -> web.Response:
     headers = dict(headers)
     headers["Via"] = "1.1 google"  # discord.py only retries a 429 that carries Via (else: a Cloudflare ban)
     if status == 204 or body is None:
         return web.Response(status=204 if status < 300 else status, headers=headers)
+    if isinstance(body, str):  # an error page from Discord's edge (Cloudflare, the proxy), not the API
+        headers["Content-Type"] = f"{content_type}; charset=utf-8"
+        return web.Response(status=status, body=body.encode(), headers=headers)
     # Content-Type must be exactly application/json for discord.py to parse it.
     headers["Content-Type"] = "application/json"
     return web.Response(status=status, body=json.dumps(body).encode(), headers=headers)
@@ -232,22 +241,25 @@ class RestAPI:
         if outcome.early_retry:
             emu.rate_limit_violations.append(call)
         emu.notify()
-        return _json_response(outcome.status, outcome.body, outcome.headers)
+        return _json_response(outcome.status, outcome.body, outcome.headers, outcome.response_type)
 
     async def _handle(self, request: web.Request, route: Route, params: dict[str, str]) -> Outcome:
         emu = self.emu
         scope = _scope(route, params, emu)
+        lost_answer: int | None = None
         for fault in emu.faults.take(route.key):
             if fault.delay:
                 await asyncio.sleep(fault.delay)
-            if fault.status == 429:
+            if fault.handled and fault.status is not None:
+                lost_answer = fault.status
+            elif fault.status == 429:
                 headers = emu.rate_limits.block(route.key, scope, fault.retry_after)
                 headers["Retry-After"] = str(max(1, math.ceil(fault.retry_after)))
                 headers["X-RateLimit-Scope"] = "user"
                 return Outcome(429, too_many_requests_body(fault.retry_after), headers, error_code=0)
-            if fault.status is not None:
-                body = {"message": "Internal Server Error" if fault.status == 500 else "Server Error", "code": 0}
-                return Outcome(fault.status, body, error_code=0)
+            elif fault.status is not None:
+                body, content_type = server_error_answer(fault.status)
+                return Outcome(fault.status, body, error_code=0, response_type=content_type)
         decision = emu.rate_limits.hit(route.key, scope)
         if not decision.allowed:
             headers = dict(decision.headers)
@@ -275,6 +287,10 @@ class RestAPI:
             emu.internal_errors.append(f"{route.key}: {type(exc).__name__}: {exc}")
             outcome.status, outcome.body, outcome.error_code = 500, {"message": "500: Internal Server Error",
                                                                      "code": 0}, 0
+        if lost_answer is not None and outcome.status < 300:
+            body, content_type = server_error_answer(lost_answer)
+            return Outcome(lost_answer, body, body_in=outcome.body_in, files=outcome.files,
+                           content_type=outcome.content_type, error_code=0, response_type=content_type)
         return outcome
 
     async def cdn(self, request: web.Request) -> web.StreamResponse:
@@ -660,6 +676,15 @@ class RestAPI:
             if channel.is_thread and channel.locked and not emu.permissions_in(channel, emu.bot_user) & P.MANAGE_THREADS:
                 raise APIError(E.THREAD_LOCKED, status=403)
         payload = self._message_payload(req, creating=True)
+        if payload.get("enforce_nonce") and payload.get("nonce") is not None:
+            # The same author sent this nonce in the last few minutes: Discord returns that message again.
+            since = (int(time.time()) - NONCE_SECONDS) * 1000
+            for earlier in reversed(channel.messages.values()):
+                if snowflake_time_ms(earlier.id) < since:
+                    break
+                if (earlier.author.id == emu.bot_user.id and not earlier.deleted
+                        and str(earlier.nonce) == str(payload["nonce"])):
+                    return 200, earlier.to_dict(viewer_id=emu.bot_user.id)
         ref = payload.get("message_reference")
         if ref and ref.get("message_id"):
             target = emu.messages.get(int(ref["message_id"]))

@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 
 from bot.admin.guilds import GuildAdmin
+from cogs import delivery
 
 NOT_MODERATOR = ("This command is for the server's moderators: members with Manage Server or the moderator "
                  "role. Nothing was changed.")
@@ -79,7 +80,7 @@ async def answer_refusal(interaction: discord.Interaction, error: app_commands.A
         return False
     message = str(error) or NOT_MODERATOR
     if interaction.response.is_done():
-        await interaction.followup.send(message, ephemeral=True)
+        await delivery.followup(interaction, message, ephemeral=True)
     else:
         await interaction.response.send_message(message, ephemeral=True)
     return True

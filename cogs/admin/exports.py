@@ -14,6 +14,7 @@ from discord import app_commands
 from bot.admin.exports import ExportFile, ExportProgress, Exports
 from bot.labelling.errors import LabellingError
 from bot.labelling.export import FORMATS
+from cogs import delivery
 
 log = logging.getLogger(__name__)
 # Interaction edits share a per-channel rate limit (about 5 per 5 s); one every few seconds is plenty.
@@ -41,6 +42,16 @@ def _summary(result: ExportFile) -> str:
     return f"Export {what}: {result.lines:,} lines, {_size(result.size)} gzip-compressed, in {result.seconds:.1f} s."
 
 
+async def _show_progress(interaction: discord.Interaction, text: str) -> None:
+    """A progress line is not worth waiting for: one Discord refuses is skipped, the next may pass."""
+    try:
+        await interaction.edit_original_response(content=text)
+    except Exception as exc:
+        if not delivery.is_transient(exc):
+            raise
+        log.info("skipped an export progress edit: %s", delivery.describe(exc))
+
+
 class ExportCommands:
     """Mixed into the /admin group cog (cogs/admin/__init__.py)."""
 
@@ -61,21 +72,21 @@ class ExportCommands:
         await interaction.response.defer(ephemeral=True, thinking=True)
         fmt, progress = data_format.value, ExportProgress()
         job = asyncio.ensure_future(self.exports.run(fmt, language, progress))
-        await interaction.edit_original_response(content=progress_text(fmt, language, progress))
+        await _show_progress(interaction, progress_text(fmt, language, progress))
         while True:
             finished, _ = await asyncio.wait([job], timeout=PROGRESS_SECONDS)
             if finished:
                 break
-            await interaction.edit_original_response(content=progress_text(fmt, language, progress))
+            await _show_progress(interaction, progress_text(fmt, language, progress))
         try:
             result = job.result()
         except LabellingError as refused:
-            await interaction.edit_original_response(content=refused.message)
+            await delivery.edit_original(interaction, content=refused.message)
             return
         except Exception:
             log.exception("export %s failed", fmt)
-            await interaction.edit_original_response(content="The export failed; the bot's log says why. "
-                                                             "No file was written.")
+            await delivery.edit_original(interaction, content="The export failed; the bot's log says why. "
+                                                              "No file was written.")
             return
         await self._deliver(interaction, result)
 
@@ -84,12 +95,14 @@ class ExportCommands:
         limit = interaction.guild.filesize_limit
         try:
             if result.size <= limit:
-                await interaction.edit_original_response(content=_summary(result),
-                                                         attachments=[discord.File(result.path, result.path.name)])
-                # Delivered: the copy on the server is not needed any more.
-                result.path.unlink(missing_ok=True)
+                if await delivery.edit_original(interaction, content=_summary(result),
+                                                attachments=[discord.File(result.path, result.path.name)]):
+                    # Delivered: the copy on the server is not needed any more.
+                    result.path.unlink(missing_ok=True)
+                else:
+                    log.warning("the export stays at %s", result.path)
             else:
-                await interaction.edit_original_response(content=(
+                await delivery.edit_original(interaction, content=(
                     f"{_summary(result)}\nIt is larger than this server's upload limit ({_size(limit)}), so it "
                     f"stays on the bot's machine:\n`{result.path.resolve()}`"))
         except discord.HTTPException as exc:

@@ -11,6 +11,7 @@ import discord
 from bot.admin.actions import DeletePreview, MessageLine, Moderator
 from bot.admin.queues import AuditPage, FlagPage, TrollLine
 from bot.labelling.errors import LabellingError
+from cogs import delivery
 from cogs.admin.checks import guild_admin
 from cogs.admin.components import FlagButton, pager
 
@@ -42,7 +43,7 @@ async def say(interaction: discord.Interaction, content: str | None = None, **kw
     if "view" in kwargs and kwargs["view"] is None:
         del kwargs["view"]  # a page without buttons (discord.py takes None only when editing)
     if interaction.response.is_done():
-        await interaction.followup.send(content, ephemeral=True, **kwargs)
+        await delivery.followup(interaction, content, ephemeral=True, **kwargs)
     else:
         await interaction.response.send_message(content, ephemeral=True, **kwargs)
 

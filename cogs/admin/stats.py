@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 
 from bot.admin.stats import DAYS, CampaignStats, campaign_stats, render_chart
+from cogs import delivery
 
 CHART_NAME = "campaign-stats.png"
 
@@ -45,5 +46,5 @@ class StatsCommands:
         figures = await campaign_stats(interaction.client.services.sessions)  # type: ignore[attr-defined]
         # Drawing takes tens of milliseconds of CPU: never on the event loop.
         png = await asyncio.to_thread(render_chart, figures)
-        await interaction.followup.send(embed=stats_embed(figures), file=discord.File(io.BytesIO(png), CHART_NAME),
-                                        ephemeral=True)
+        await delivery.followup(interaction, embed=stats_embed(figures),
+                                file=discord.File(io.BytesIO(png), CHART_NAME), ephemeral=True)

@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.labelling.members import BoardPage, MemberRefused, MemberService
+from cogs import delivery
 from cogs.command_errors import answers_failures
 from cogs.labelling import render_profile as render
 from cogs.labelling.member_edge import caller_of, line_names, member_service, send_refusal
@@ -81,7 +82,7 @@ class BoardCog(commands.Cog, name="Board"):
         except MemberRefused as refused:
             await send_refusal(interaction, refused)
             return
-        await interaction.followup.send(embed=embed, view=view)
+        await delivery.followup(interaction, embed=embed, view=view)
 
     async def turn_page(self, interaction: discord.Interaction, period: str, page: int, owner: str) -> None:
         mine = self.members.owner_token(interaction.user.id) == owner
@@ -95,9 +96,9 @@ class BoardCog(commands.Cog, name="Board"):
             await send_refusal(interaction, refused)
             return
         if mine:
-            await interaction.edit_original_response(embed=embed, view=view)
+            await delivery.edit_original(interaction, embed=embed, view=view)
         else:
-            await interaction.followup.send(embed=embed, view=view, ephemeral=True)
+            await delivery.followup(interaction, embed=embed, view=view, ephemeral=True)
 
     @app_commands.command(name="profile", description="Points, level, streak and contributions of you or a member")
     @app_commands.describe(member="Whose profile to show (default: yours)")
@@ -110,7 +111,7 @@ class BoardCog(commands.Cog, name="Board"):
             return
         name = (member or interaction.user).display_name
         embed = render.profile_embed(profile, name, self.members.ctx.settings.good_agreement)
-        await interaction.followup.send(embed=embed, ephemeral=True)
+        await delivery.followup(interaction, embed=embed, ephemeral=True)
 
     @app_commands.command(name="tasks", description="What work is waiting for you now, in your language")
     @app_commands.describe(language="A language tag such as en, de or pt-BR (default: your settings)")
@@ -121,7 +122,7 @@ class BoardCog(commands.Cog, name="Board"):
         except MemberRefused as refused:
             await send_refusal(interaction, refused)
             return
-        await interaction.followup.send(embed=render.tasks_embed(overview), ephemeral=True)
+        await delivery.followup(interaction, embed=render.tasks_embed(overview), ephemeral=True)
 
 
 async def setup(bot: Any) -> None:

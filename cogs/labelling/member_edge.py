@@ -17,6 +17,7 @@ import discord
 
 from bot.labelling.members import BoardLine, Member, MemberRefused, MemberService
 from bot.labelling.pseudonyms import resolve_salt
+from cogs import delivery
 
 log = logging.getLogger(__name__)
 # In DMs, the servers asked for names at most; a bot in more falls back to the stored names.
@@ -36,7 +37,7 @@ def caller_of(interaction: discord.Interaction) -> Member:
 
 async def send_refusal(interaction: discord.Interaction, refused: MemberRefused) -> None:
     if interaction.response.is_done():
-        await interaction.followup.send(refused.message, ephemeral=True)
+        await delivery.followup(interaction, refused.message, ephemeral=True)
     else:
         await interaction.response.send_message(refused.message, ephemeral=True)
 

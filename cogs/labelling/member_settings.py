@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.labelling.members import AUTO, MemberRefused, MemberService
+from cogs import delivery
 from cogs.labelling import render_profile as render
 from cogs.labelling.member_edge import caller_of, member_service, send_refusal
 
@@ -30,7 +31,7 @@ class MemberSettingsCog(commands.Cog, name="MemberSettings"):
             return
         done = (f"Your tasks are now in **{settings.language}**." if settings.language
                 else f"Your tasks now follow your Discord language (**{settings.effective_language}**).")
-        await interaction.followup.send(done, embed=render.settings_embed(settings), ephemeral=True)
+        await delivery.followup(interaction, done, embed=render.settings_embed(settings), ephemeral=True)
 
     @language.autocomplete("tag")
     async def language_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -48,13 +49,13 @@ class MemberSettingsCog(commands.Cog, name="MemberSettings"):
                 "listed on leaderboards." if settings.opted_out
                 else "Done: your contributions may be exported (under a pseudonym) and you are listed on "
                 "leaderboards again. Thank you!")
-        await interaction.followup.send(done, embed=render.settings_embed(settings), ephemeral=True)
+        await delivery.followup(interaction, done, embed=render.settings_embed(settings), ephemeral=True)
 
     @settings_group.command(name="show", description="Show your labelling settings")
     async def show(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         settings = await self.members.settings(caller_of(interaction))
-        await interaction.followup.send(embed=render.settings_embed(settings), ephemeral=True)
+        await delivery.followup(interaction, embed=render.settings_embed(settings), ephemeral=True)
 
 
 async def setup(bot: Any) -> None:

@@ -22,6 +22,7 @@ from bot.labelling.errors import LabellingError
 from bot.labelling.member_tasks import MemberTasks, Outcome
 from bot.labelling.post_channels import ChannelConfig, PostChannels
 from bot.labelling.posts import PostContent, PostRef, PostService
+from cogs import delivery
 from cogs.command_errors import DATABASE_BUSY, answers_failures
 from cogs.labelling import answering, render, render_posts
 from cogs.labelling.task_cog import TEXT_INPUT_MAX, member_of, refusal_text, submit_text, task_message
@@ -114,7 +115,10 @@ class PostsCog(commands.Cog, name=COG):
             first = now + timedelta(seconds=self.posts.settings.first_post_delay_seconds)
         else:
             first = max(config.last_posted_at + timedelta(minutes=config.interval_minutes), now + timedelta(seconds=5))
-        self.bot.jobs.add_interval(job_id(config.channel_id), lambda: self.post_next(config.channel_id),
+        # A post Discord refuses is retried until the channel's next run at most, which then posts instead.
+        retry = min(self.retry_minutes, config.interval_minutes)
+        self.bot.jobs.add_interval(job_id(config.channel_id),
+                                   lambda: self.post_next(config.channel_id, retry_minutes=retry),
                                    config.interval_minutes, first_run=first)
         return first
 
@@ -127,9 +131,14 @@ class PostsCog(commands.Cog, name=COG):
 
     # ----- posting ----------------------------------------------------------------------------------
 
-    async def post_next(self, channel_id: int) -> PostRef | None:
+    @property
+    def retry_minutes(self) -> float:
+        return self.bot.settings.discord.delivery_retry_minutes
+
+    async def post_next(self, channel_id: int, *, retry_minutes: float | None = None) -> PostRef | None:
         """The scheduler's entry point: bring the channel's open posts up to date, then post the next
-        piece of work (None when there is none, or the channel is gone)."""
+        piece of work (None when there is none, or the channel is gone). A post Discord refuses is
+        retried for ``retry_minutes``; one that never went out is not recorded, so a later run posts it."""
         await self.bot.wait_until_ready()
         self.request_refresh(await self.posts.posts_to_refresh(channel_id=channel_id))
         content = await self.posts.next_post(channel_id)
@@ -139,19 +148,31 @@ class PostsCog(commands.Cog, name=COG):
         if not isinstance(channel, discord.abc.Messageable):
             log.warning("task channel %s is gone or not visible; nothing posted", channel_id)
             return None
-        embeds, file = render_posts.post_embeds(content)
-        extra: dict[str, Any] = {"file": file} if file else {}
         view = post_view(content)
-        if view is not None:
-            extra["view"] = view
-        # Members may react before the post is recorded: their events wait for it (see posted()).
-        recorded = self._posting[channel_id] = asyncio.Event()
-        try:
+        # The same nonce on every attempt: if Discord posted it but the answer was lost, a retry gets that post.
+        key = delivery.nonce()
+        until = delivery.deadline_in(self.retry_minutes if retry_minutes is None else retry_minutes)
+
+        async def send() -> discord.Message:
+            embeds, file = render_posts.post_embeds(content)  # a File is spent by each attempt
+            extra: dict[str, Any] = {"file": file} if file else {}
+            if view is not None:
+                extra["view"] = view
+            # Members may react before the post is recorded: their events wait for it (see posted()); only
+            # while a send is under way, so reactions on the channel's other posts never wait out an outage.
+            self._posting[channel_id] = asyncio.Event()
             try:
-                message = await channel.send(embeds=embeds, **extra)
-            except discord.HTTPException as exc:
-                log.warning("could not post in channel %s: %s", channel_id, exc)
-                return None
+                return await channel.send(embeds=embeds, nonce=key, **extra)
+            except BaseException:
+                self._posted(channel_id)
+                raise
+
+        try:
+            message = await delivery.deliver(send, until=until, what=f"post in channel {channel_id}")
+        except (discord.HTTPException, delivery.Undelivered) as exc:
+            log.warning("could not post in channel %s: %s", channel_id, exc)
+            return None
+        try:
             guild = getattr(channel, "guild", None)
             try:
                 ref = await self.posts.record_post(channel_id, guild.id if guild else None, message.id, content)
@@ -162,16 +183,21 @@ class PostsCog(commands.Cog, name=COG):
                     await message.delete()
                 raise
         finally:
-            recorded.set()
-            del self._posting[channel_id]
+            self._posted(channel_id)
         for emoji in render_posts.seeds(content):
             try:
-                await message.add_reaction(emoji)
-            except discord.HTTPException as exc:
+                await delivery.deliver(lambda emoji=emoji: message.add_reaction(emoji), until=until,
+                                       what=f"seed {emoji} on post {message.id}")
+            except (discord.HTTPException, delivery.Undelivered) as exc:
                 log.warning("could not seed %s on post %s: %s", emoji, message.id, exc)
         if content.kind == "prompt":
             self.request_refresh(await self.posts.posts_to_refresh(channel_id=channel_id))
         return ref
+
+    def _posted(self, channel_id: int) -> None:
+        recorded = self._posting.pop(channel_id, None)
+        if recorded is not None:
+            recorded.set()
 
     def posting(self, channel_id: int) -> asyncio.Event | None:
         """Set once the post being sent in this channel is recorded; None when nothing is being posted."""
@@ -211,9 +237,13 @@ class PostsCog(commands.Cog, name=COG):
         embeds, _file = render_posts.post_embeds(content)
         message = self.bot.get_partial_messageable(ref.channel_id).get_partial_message(ref.discord_message_id)
         try:
-            await message.edit(embeds=embeds, view=post_view(content))
+            await delivery.deliver(lambda: message.edit(embeds=embeds, view=post_view(content)),
+                                   until=delivery.deadline_in(self.retry_minutes),
+                                   what=f"bring post {ref.discord_message_id} up to date")
         except discord.NotFound:
             log.info("post %s was deleted in Discord; nothing to edit", ref.discord_message_id)
+        except delivery.Undelivered:
+            pass  # logged; the post shows its older state until its next change
 
     async def wait_for_edits(self) -> None:
         """Until every requested edit is done (tests and shutdown)."""
@@ -272,9 +302,9 @@ class PostsCog(commands.Cog, name=COG):
         if outcome is None:
             return
         notices = await self.posts.take_notices(interaction.user.id)
+        self.bot.dispatch("task_outcome", outcome)
         await answering.note(interaction, with_notices(notices, None), embed=render.outcome_embed(outcome),
                              view=outcome_view(outcome))
-        self.bot.dispatch("task_outcome", outcome)
 
     @commands.Cog.listener()
     async def on_task_outcome(self, outcome: Outcome) -> None:

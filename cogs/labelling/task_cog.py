@@ -183,8 +183,9 @@ class TaskCog(commands.Cog, name="Tasks"):
         except LabellingError as refused:
             await answering.note(interaction, refusal_text(refused))
         else:
-            await answering.update(interaction, **outcome_message(outcome))
+            # Posts showing the same work are brought up to date without waiting for the member's answer.
             self.bot.dispatch("task_outcome", outcome)
+            await answering.update(interaction, **outcome_message(outcome))
 
     async def on_select(self, interaction: discord.Interaction, action: str, task_id: int, state: str, arg: str,
                         values: list[str]) -> None:
@@ -248,8 +249,8 @@ class TaskCog(commands.Cog, name="Tasks"):
         outcome = await submit_text(interaction, self.members, task_id, code, text)
         if outcome is None:
             return
-        await answering.update(interaction, **outcome_message(outcome))
         self.bot.dispatch("task_outcome", outcome)
+        await answering.update(interaction, **outcome_message(outcome))
 
 
 def task_message(offer: TaskOffer) -> dict[str, Any]:

@@ -137,3 +137,54 @@ async def test_network_latency_can_make_an_interaction_late(world):
     interaction = await alice.slash("vote", {"topic": "late"}, channel=guild.channel("general"))
     await emu.wait_for(lambda: interaction.errors)
     assert interaction.errors == [10062] and interaction.response is None
+
+
+async def test_an_outage_answers_as_discords_edge_does_for_its_window(emulator: Emulator):
+    emu = emulator
+    guild = await emu.create_guild()
+    channel = guild.channel("general")
+    url = f"{emu.rest_url}/channels/{channel.id}/messages"
+    headers = {"Authorization": f"Bot {emu.token}"}
+    answers = []
+    async with aiohttp.ClientSession() as session:
+        for status in (500, 502, 503):
+            emu.faults.fail(SEND, status, seconds=30)
+            async with session.post(url, json={"content": "x"}, headers=headers) as resp:
+                answers.append((resp.status, resp.content_type, await resp.text(), resp.headers.get("Via")))
+            emu.faults.clear()
+        # A window ends by itself; until then every call is refused.
+        emu.faults.fail(SEND, 503, seconds=0.3)
+        statuses = []
+        while not statuses or statuses[-1] != 200:
+            async with session.post(url, json={"content": "after"}, headers=headers) as resp:
+                statuses.append(resp.status)
+        emu.faults.rate_limit(SEND, 2.5, seconds=30)
+        async with session.post(url, json={"content": "x"}, headers=headers) as resp:
+            limited = (resp.status, dict(resp.headers), await resp.json())
+    assert [(status, ctype) for status, ctype, _, _ in answers] == [
+        (500, "application/json"), (502, "text/html"), (503, "text/plain")]
+    assert answers[0][2] == '{"message": "500: Internal Server Error", "code": 0}'
+    assert "502 Bad Gateway" in answers[1][2] and "cloudflare" in answers[1][2]
+    assert answers[2][2].startswith("upstream connect error") and all(via for *_, via in answers)
+    status, limited_headers, body = limited
+    # Discord's RatelimitedResponse (openapi.json): Error's code and message, with retry_after and global.
+    assert status == 429 and body == {"message": "You are being rate limited.", "retry_after": 2.5,
+                                      "global": False, "code": 0}
+    assert limited_headers["Retry-After"] == "3" and limited_headers["X-RateLimit-Remaining"] == "0"
+    assert float(limited_headers["X-RateLimit-Reset-After"]) == 2.5 and limited_headers["X-RateLimit-Scope"]
+    assert {"X-RateLimit-Limit", "X-RateLimit-Reset", "X-RateLimit-Bucket"} <= set(limited_headers)
+    assert set(statuses[:-1]) == {503} and [m.content for m in emu.bot_messages(channel)] == ["after"]
+
+
+async def test_a_lost_answer_and_a_nonce(world):
+    emu, guild, alice, bot = world
+    channel = bot.get_channel(guild.channel("general").id)
+    emu.faults.fail(SEND, 503, handled=True)  # Discord posts it; the answer is lost on the way back
+    with pytest.raises(discord.DiscordServerError):
+        await channel.send("posted, answer lost")
+    assert [m.content for m in emu.bot_messages(guild.channel("general"))] == ["posted, answer lost"]
+    # With enforce_nonce (discord.py sends it with every nonce) the same nonce returns the first message.
+    first = await channel.send("once", nonce="k1")
+    again = await channel.send("once", nonce="k1")
+    assert again.id == first.id
+    assert [m.content for m in emu.bot_messages(guild.channel("general"))] == ["posted, answer lost", "once"]
