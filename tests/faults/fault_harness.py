@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
 from emulator import Emulator
+from storage import db
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,12 +64,22 @@ class BotProcess:
                          for n in range(1, self.starts + 1) if (self.workdir / f"bot-{n}.log").exists())
 
 
-def held_reactions(db_path: Path) -> Counter:
+async def _rows(database_url: str, query: str, **params: Any) -> list[tuple]:
+    """The rows of one read-only query, on either database (an engine of its own, closed afterwards)."""
+    engine = db.create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(row) for row in await conn.execute(text(query), params)]
+    finally:
+        await engine.dispose()
+
+
+async def held_reactions(database_url: str) -> Counter:
     """(Discord message, member, emoji) rows of post_reactions, counted (a count above 1 is a double)."""
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        return Counter((int(m), int(u), e) for m, u, e in conn.execute(
-            "SELECT p.discord_message_id, u.discord_id, r.emoji FROM post_reactions r "
-            "JOIN bot_posts p ON p.id = r.post_id JOIN users u ON u.id = r.user_id"))
+    return Counter((int(m), int(u), e) for m, u, e in await _rows(
+        database_url,
+        "SELECT p.discord_message_id, u.discord_id, r.emoji FROM post_reactions r "
+        "JOIN bot_posts p ON p.id = r.post_id JOIN users u ON u.id = r.user_id"))
 
 
 def shown_reactions(posts: list[Any], bot_id: int, emojis: frozenset[str]) -> set[tuple[int, int, str]]:
@@ -76,18 +88,18 @@ def shown_reactions(posts: list[Any], bot_id: int, emojis: frozenset[str]) -> se
             if emoji in emojis for user in users if user != bot_id}
 
 
-def vote_mismatches(db_path: Path) -> list[tuple]:
+async def vote_mismatches(database_url: str) -> list[tuple]:
     """Engine votes (reactions table) that differ from what the held post reactions give: a member's vote on
     a text is what they hold on every post about it, 👍 with 👎 cancelling."""
     codes = {"👍": "+1", "👎": "-1", "🚩": "red_flag"}
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        held: dict[tuple[int, int], set[str]] = {}
-        for message_id, user_id, emoji in conn.execute(
-                "SELECT pm.message_id, r.user_id, r.emoji FROM post_reactions r JOIN post_messages pm "
-                "ON pm.post_id = r.post_id AND pm.role = 'subject' WHERE r.emoji IN ('👍', '👎', '🚩')"):
-            held.setdefault((message_id, user_id), set()).add(codes[emoji])
-        stored = Counter((m, u, e) for m, u, e in conn.execute(
-            "SELECT message_id, user_id, emoji FROM reactions WHERE emoji IN ('+1', '-1', 'red_flag')"))
+    held: dict[tuple[int, int], set[str]] = {}
+    for message_id, user_id, emoji in await _rows(
+            database_url,
+            "SELECT pm.message_id, r.user_id, r.emoji FROM post_reactions r JOIN post_messages pm "
+            "ON pm.post_id = r.post_id AND pm.role = 'subject' WHERE r.emoji IN ('👍', '👎', '🚩')"):
+        held.setdefault((message_id, user_id), set()).add(codes[emoji])
+    stored = Counter(await _rows(
+        database_url, "SELECT message_id, user_id, emoji FROM reactions WHERE emoji IN ('+1', '-1', 'red_flag')"))
     wanted = Counter()
     for (message_id, user_id), votes in held.items():
         if {"+1", "-1"} <= votes:
@@ -96,7 +108,12 @@ def vote_mismatches(db_path: Path) -> list[tuple]:
     return sorted((set(wanted) ^ set(stored)) | {k for k, n in stored.items() if n > 1})
 
 
-def duplicated_texts(db_path: Path, texts: list[str]) -> list[str]:
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        counts = Counter(row[0] for row in conn.execute("SELECT text FROM messages"))
+async def stored_texts(database_url: str, texts: list[str]) -> Counter:
+    """How many times each of these texts is stored as a message."""
+    wanted = set(texts)
+    return Counter(row[0] for row in await _rows(database_url, "SELECT text FROM messages") if row[0] in wanted)
+
+
+async def duplicated_texts(database_url: str, texts: list[str]) -> list[str]:
+    counts = await stored_texts(database_url, texts)
     return [text for text in texts if counts[text] > 1]
