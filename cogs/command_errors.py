@@ -1,8 +1,11 @@
-"""Every slash command answers: a failure becomes one polite ephemeral message and one log line."""
+"""Every slash command answers: a failure becomes one polite ephemeral message and one log line. Every
+button and select answers too, also one that no item of the bot claims."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -12,6 +15,8 @@ log = logging.getLogger(__name__)
 GENERIC = "Sorry, I could not do that. Please try again in a moment."
 BAD_VALUE = "Sorry, I could not use the value you gave for “{name}”. Please check it and try again."
 UNKNOWN_COMMAND = "Sorry, I don't know that command any more. Your Discord app may still show an old version of it."
+STALE_COMPONENT = ("These buttons are out of date or were not made by me, so nothing was changed. "
+                   "Run the command again for new ones.")
 
 
 def polite_message(error: app_commands.AppCommandError) -> str:
@@ -47,3 +52,19 @@ class PoliteCommandTree(app_commands.CommandTree):
                 await interaction.response.send_message(polite_message(error), ephemeral=True)
         except discord.HTTPException:
             log.info("could not tell the user about the failure of /%s", name)
+
+
+async def answer_unclaimed_component(interaction: discord.Interaction, items: Iterable[type[Any]]) -> None:
+    """A button or select whose custom_id no template of ``items`` (the bot's DynamicItem classes: all its
+    components are) matches, from a message of an older version or forged (letters or a huge number
+    where an id goes, an unknown prefix): answered with ``STALE_COMPONENT`` instead of Discord's "This
+    interaction failed"; nothing runs."""
+    if interaction.type is not discord.InteractionType.component:
+        return
+    custom_id = str((interaction.data or {}).get("custom_id", ""))
+    if any(item.__discord_ui_compiled_template__.fullmatch(custom_id) for item in items):
+        return
+    try:
+        await interaction.response.send_message(STALE_COMPONENT, ephemeral=True)
+    except discord.HTTPException:
+        log.info("could not answer the unclaimed component %r", custom_id[:100])

@@ -15,6 +15,7 @@ from typing import Any
 import discord
 
 from cogs.admin.checks import NotModerator, answer_refusal, require_moderator
+from cogs.custom_ids import ID, PAGE
 
 ADMIN_COG = "AdminCog"
 CONFIRM_ACTIONS = ("ban", "banauthor", "del", "halt")
@@ -33,7 +34,7 @@ async def _checked(interaction: discord.Interaction) -> Any | None:
 
 
 class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button],
-                    template=r"adm:ok:(?P<action>ban|banauthor|del|halt):(?P<target>\d+)(?::(?P<reason>.*))?"):
+                    template=rf"adm:ok:(?P<action>ban|banauthor|del|halt):(?P<target>{ID})(?::(?P<reason>.*))?"):
     def __init__(self, action: str, target: int, reason: str | None = None, *, label: str = "Confirm") -> None:
         custom_id = f"adm:ok:{action}:{target}" + (f":{reason[:REASON_CHARS]}" if reason else "")
         super().__init__(discord.ui.Button(label=label, style=discord.ButtonStyle.danger, custom_id=custom_id))
@@ -65,7 +66,7 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"adm:no"
 
 
 class FlagButton(discord.ui.DynamicItem[discord.ui.Button],
-                 template=r"adm:fq:(?P<action>keep|del|ban):(?P<message>\d+):(?P<page>\d+)"):
+                 template=rf"adm:fq:(?P<action>keep|del|ban):(?P<message>{ID}):(?P<page>{PAGE})"):
     LOOK = {"keep": ("Keep", discord.ButtonStyle.success), "del": ("Delete", discord.ButtonStyle.danger),
             "ban": ("Ban author", discord.ButtonStyle.danger)}
 
@@ -87,7 +88,7 @@ class FlagButton(discord.ui.DynamicItem[discord.ui.Button],
 
 
 class PageButton(discord.ui.DynamicItem[discord.ui.Button],
-                 template=r"adm:pg:(?P<view>flagged|audit):(?P<page>\d+):(?P<member>\d+):(?P<tag>[prn])"):
+                 template=rf"adm:pg:(?P<view>flagged|audit):(?P<page>{PAGE}):(?P<member>{ID}):(?P<tag>[prn])"):
     """``tag`` (previous, refresh, next) keeps the three buttons' custom_ids apart on the first page."""
 
     def __init__(self, view: str, page: int, member: int = 0, tag: str = "r", *, label: str,
