@@ -18,7 +18,7 @@ from discord.ext import commands
 
 from bot.chat.generation import ReplyGeneration, ReplyOutcome
 from bot.chat.service import PRESET_NAMES, ChatError, ChatService, Duplicate, RateLimited, ShownReply
-from cogs.custom_ids import ID
+from cogs.custom_ids import ROW_ID
 from cogs.labelling import answering
 from cogs.streaming import StreamedMessage
 
@@ -41,7 +41,7 @@ APOLOGY = "*Sorry, something went wrong while I was answering. Please try again 
 SUSPEND_SECONDS = 10
 
 
-class ReplyButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"chat:(?P<action>up|down|regen|keep):(?P<id>{ID})"):
+class ReplyButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"chat:(?P<action>up|down|regen|keep):(?P<id>{ROW_ID})"):
     """The buttons under every reply. Their state lives in the custom_id, so they work after restarts."""
 
     LOOK = {

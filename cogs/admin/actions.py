@@ -16,11 +16,11 @@ from bot.labelling.errors import LabellingError
 from cogs.admin.checks import NotModerator, answer_refusal, guild_admin, require_moderator
 from cogs.admin.components import REASON_CHARS, confirm_view
 from cogs.admin.render import QUIET, done, moderator_of, person, preview_embed, refuse, say, short
-from cogs.custom_ids import ID
+from cogs.custom_ids import ROW_ID
 
 log = logging.getLogger(__name__)
 EDIT_PREFIX = "adm:edit:"
-EDIT_MODAL = re.compile(rf"{EDIT_PREFIX}(?P<message>{ID})")
+EDIT_MODAL = re.compile(rf"{EDIT_PREFIX}(?P<message>{ROW_ID})")
 STALE_FORM = "This form is out of date or was not made by me. Nothing was changed."
 EDIT_INPUT = "adm:text"
 MODAL_TEXT_LIMIT = 4000

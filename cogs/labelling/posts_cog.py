@@ -21,7 +21,7 @@ from bot.labelling.errors import LabellingError
 from bot.labelling.member_tasks import MemberTasks, Outcome
 from bot.labelling.post_channels import ChannelConfig, PostChannels
 from bot.labelling.posts import PostContent, PostRef, PostService
-from cogs.custom_ids import ID
+from cogs.custom_ids import ROW_ID
 from cogs.labelling import answering, render, render_posts
 from cogs.labelling.task_cog import (
     STALE_FORM,
@@ -37,7 +37,7 @@ from cogs.labelling.task_views import WRITE_CODES, modal_text, outcome_view, tex
 log = logging.getLogger(__name__)
 COG = "Posts"
 POST_MODAL_PREFIX = "lp:m:"
-POST_MODAL_ID = re.compile(rf"{POST_MODAL_PREFIX}(?P<task>{ID}):(?P<code>[a-z]?)")
+POST_MODAL_ID = re.compile(rf"{POST_MODAL_PREFIX}(?P<task>{ROW_ID}):(?P<code>[a-z]?)")
 BUTTONS = {
     "prompt": [("write", "Write a prompt", "✍️")],
     "reply": [("write", "Reply", "✍️")],
