@@ -3,8 +3,9 @@ drives them from ordinary (synchronous) tests; hostile texts; and what every exa
 answered (no missed interaction), logged no error (no unhandled exception), and every message it sent or
 edited carries allowed_mentions that ping nobody.
 
-FAULTS_FUZZ_SCALE multiplies every example count (default 1, sized for a 2-core machine), e.g.
-FAULTS_FUZZ_SCALE=20 for a long run.
+Each world runs on SQLite, and on a fresh PostgreSQL database when OABOT_TEST_POSTGRES_URL gives a server
+(``DATABASES``, the params of a module-scoped ``world`` fixture). FAULTS_FUZZ_SCALE multiplies every
+example count (default 1, sized for a 2-core machine), e.g. FAULTS_FUZZ_SCALE=20 for a long run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -24,7 +26,9 @@ from bot.app import OABot
 from emulator import Emulator
 from emulator.testing import run_client
 from tests.cogs.labelling.posts.conftest import posts_settings
+from tests.faults.shard_cluster import fresh_database, needs_postgres
 
+DATABASES = ["sqlite", pytest.param("postgresql", marks=needs_postgres)]
 SCALE = max(1, int(os.environ.get("FAULTS_FUZZ_SCALE", "1")))
 
 
@@ -46,7 +50,7 @@ class World:
     def run(self, coro, timeout: float = 60) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    async def start(self, channels: tuple[str, ...]) -> None:
+    async def start(self, channels: tuple[str, ...], database_url: str) -> None:
         self.emu = Emulator()
         await self.emu.start()
         self.guild = await self.emu.create_guild("Fuzz", channels=["general", "tasks", *channels])
@@ -54,7 +58,9 @@ class World:
         self.mod = await self.emu.create_user("mod", guild=self.guild, moderator=True)
         self.member = await self.emu.create_user("member", guild=self.guild)
         self.mallory = await self.emu.create_user("mallory", guild=self.guild)
-        self.bot = OABot(posts_settings(self.tmp_path))
+        settings = posts_settings(self.tmp_path)
+        self.bot = OABot(settings.model_copy(update={"database": settings.database.model_copy(
+            update={"url": database_url})}))
         self.client = run_client(self.bot, self.emu, timeout=60)
         await self.client.__aenter__()
         # Everyone exists in the database (first contact), so a refusal has nothing to create.
@@ -79,19 +85,26 @@ class ErrorLog(logging.Handler):
         self.world.errors.append(record.getMessage()[:500])
 
 
-def running_world(tmp_path, *, channels: tuple[str, ...] = (),
+def running_world(tmp_path, database: str, *, channels: tuple[str, ...] = (),
                   prepare: Callable[[World], Awaitable[None]] | None = None) -> Iterator[World]:
-    """For a module-scoped fixture: a started world (``prepare`` runs on its loop), stopped afterwards."""
+    """For a module-scoped fixture: a started world on ``database`` ("sqlite" or "postgresql"; ``prepare``
+    runs on its loop), stopped afterwards."""
     world = World(tmp_path)
+    world.database = database
     handler = ErrorLog(world)
     logging.getLogger().addHandler(handler)
+    server_database = fresh_database() if database == "postgresql" else None
     try:
-        world.run(world.start(channels))
+        url = (world.run(server_database.__aenter__()) if server_database is not None
+               else f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+        world.run(world.start(channels, url))
         if prepare is not None:
             world.run(prepare(world), timeout=120)
         yield world
         world.run(world.stop())
     finally:
+        if server_database is not None:
+            world.run(server_database.__aexit__(None, None, None))
         logging.getLogger().removeHandler(handler)
         world.loop.call_soon_threadsafe(world.loop.stop)
         world.thread.join(10)
@@ -103,6 +116,8 @@ def hostile_texts(world: World) -> st.SearchStrategy[str]:
         f"<@&{world.guild.id}>", "**bold** __under__ ~~gone~~ `code` ```py\nx\n``` ||spoiler|| # Title\n> quote",
         "\u200b" * 40, "\u202eoverride", "\x00\x01\x07\x1b[31mred\x7f", "\r\n\t" * 20, "a" * 10_000,
         "<#1> <:emoji:1> <t:0:R> [link](https://example.com/@everyone)", "", " ", "ünïcödé 👍🏽 中文",
+        # Numbers where an id may be read: beyond 32 bits (our row ids), beyond 64 bits, negative.
+        "2147483648", "#99999999999", "18446744073709551616", "-1",
     ]
     pieces = st.one_of(st.sampled_from(tricky), st.text(max_size=60))
     return st.lists(pieces, min_size=1, max_size=4).map("".join)

@@ -13,7 +13,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.faults.fuzz_world import World, answered, check_world, fuzz_settings, hostile_texts, running_world
+from tests.faults.fuzz_world import (
+    DATABASES,
+    World,
+    answered,
+    check_world,
+    fuzz_settings,
+    hostile_texts,
+    running_world,
+)
 
 SLASH, SUB_COMMAND, SUB_GROUP = 1, 1, 2
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = 3, 4, 5, 6, 7, 8, 9, 10, 11
@@ -21,9 +29,9 @@ STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT =
 FUZZ = fuzz_settings(8)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    yield from running_world(tmp_path_factory.mktemp("fuzz"))
+@pytest.fixture(scope="module", params=DATABASES)
+def world(request, tmp_path_factory):
+    yield from running_world(tmp_path_factory.mktemp("fuzz"), request.param)
 
 
 def leaves(options: list[dict], path: list[str]) -> list[tuple[str, list[dict]]]:
@@ -86,4 +94,4 @@ def test_every_slash_command_with_hostile_options(world):
             user = world.mod if command.name == "admin" else world.member
             slash_fuzzer(world, path, options, user)()
             covered.append(path)
-    print(f"\nfuzzed {len(covered)} slash command paths: {', '.join(covered)}")
+    print(f"\nfuzzed {len(covered)} slash command paths on {world.database}: {', '.join(covered)}")
