@@ -6,8 +6,9 @@
 - the channel posts' buttons (Write / Full review / Rank privately), pressed by anyone on every kind of post,
   on a post carrying another kind's button (an older version's) and on a bot message that is no post;
 - the /admin edit form, with hostile and refused corrections;
-- forged custom_ids on buttons, selects and forms: letters, negative numbers or numbers beyond 64 bits where
-  an id goes, another member's task, rows that were deleted or never existed, unknown prefixes.
+- forged custom_ids on buttons, selects and forms: letters, negative numbers, numbers beyond the 32 bits of
+  our row ids or the 64 bits of Discord ids where an id goes, another member's task, rows that were deleted
+  or never existed, unknown prefixes.
 
 A refusal is one of the bot's polite sentences, shown only to the member, and the database is as it was (the
 audit log aside, which records refused moderator actions). For every example, fuzz_world.py's checks too: an
@@ -387,8 +388,6 @@ FORGED = [
 DISCORD_ID_SLOTS = {"adm:ok:ban:{id}:spam", "adm:pg:audit:0:{id}:n"}
 FORMS = [("lt:m:{id}:p", "lt:text", "mallory"), ("lp:m:{id}:a", "lt:text", "mallory"),
          ("adm:edit:{id}", "adm:text", "mod"), ("adm:edit:{id}", "adm:text", "mallory")]
-
-
 NEVER = 10**9  # an id no row has
 
 
