@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections import OrderedDict
+from typing import Any
 
 import discord
 import yarl
@@ -20,7 +21,7 @@ from bot.chat.synthetic import SyntheticReplier
 from bot.config import ChatSettings, Settings
 from bot.labelling.service import LabellingService
 from bot.services import Services
-from cogs.command_errors import PoliteCommandTree, answer_failure
+from cogs.command_errors import PoliteCommandTree, answer_failure, answer_unclaimed_component
 from model_runner import (
     CHAT_DISABLED_MESSAGE,
     ChatRunner,
@@ -125,6 +126,8 @@ class OABot(commands.AutoShardedBot):
             shard_ids=settings.discord.shard_ids,
         )
         self.settings = settings
+        # The DynamicItem classes the cogs registered: a component none of them claims is answered here.
+        self.component_items: set[type[discord.ui.DynamicItem[Any]]] = set()
         self.services: Services | None = None
         self.jobs: jobs.Jobs | None = None
         self._shutdown: asyncio.Task[None] | None = None
@@ -159,6 +162,17 @@ class OABot(commands.AutoShardedBot):
         # Start-up objects (modules, models, compiled statements) live as long as the process: moved out
         # of the collector's reach, full collections no longer pause the loop for tens of milliseconds.
         gc.freeze()
+
+    def add_dynamic_items(self, *items: type[discord.ui.DynamicItem[Any]]) -> None:
+        super().add_dynamic_items(*items)
+        self.component_items.update(items)
+
+    def remove_dynamic_items(self, *items: type[discord.ui.DynamicItem[Any]]) -> None:
+        super().remove_dynamic_items(*items)
+        self.component_items.difference_update(items)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        await answer_unclaimed_component(interaction, self.component_items)
 
     def handles_guild(self, guild_id: int) -> bool:
         """Whether this process runs the shard of that guild (its events and its channel posts)."""

@@ -22,6 +22,7 @@ from bot.chat.generation import ReplyGeneration, ReplyOutcome
 from bot.chat.service import PRESET_NAMES, ChatError, ChatService, Duplicate, RateLimited, ShownReply
 from cogs import delivery
 from cogs.command_errors import answers_failures, log_failure
+from cogs.custom_ids import ROW_ID
 from cogs.labelling import answering
 from cogs.streaming import StreamedMessage
 from storage.db import is_unavailable
@@ -47,7 +48,7 @@ DATABASE_BUSY_CHAT = ("*Sorry, the database is busy right now, so I could not ta
 SUSPEND_SECONDS = 10
 
 
-class ReplyButton(discord.ui.DynamicItem[discord.ui.Button], template=r"chat:(?P<action>up|down|regen|keep):(?P<id>\d+)"):
+class ReplyButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"chat:(?P<action>up|down|regen|keep):(?P<id>{ROW_ID})"):
     """The buttons under every reply. Their state lives in the custom_id, so they work after restarts."""
 
     LOOK = {

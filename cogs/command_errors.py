@@ -3,14 +3,15 @@
 Slash commands fail into ``PoliteCommandTree.on_error``; component callbacks (``@answers_failures``) and
 ``on_interaction`` listeners (``OABot.on_error``) into ``answer_failure``. A database that is out of reach
 (locked by another program, its server restarting) is said so, and logged without a traceback: it is
-not a bug, and every request during an outage would print one.
+not a bug, and every request during an outage would print one. A button or select that no item of the
+bot claims is answered too (``answer_unclaimed_component``).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import discord
@@ -25,6 +26,8 @@ GENERIC = "Sorry, I could not do that. Please try again in a moment."
 DATABASE_BUSY = "Sorry, the database is busy right now, so I could not do that. Please try again in a moment."
 BAD_VALUE = "Sorry, I could not use the value you gave for “{name}”. Please check it and try again."
 UNKNOWN_COMMAND = "Sorry, I don't know that command any more. Your Discord app may still show an old version of it."
+STALE_COMPONENT = ("These buttons are out of date or were not made by me, so nothing was changed. "
+                   "Run the command again for new ones.")
 
 ItemT = TypeVar("ItemT", bound=discord.ui.Item[Any])
 
@@ -101,3 +104,19 @@ class PoliteCommandTree(app_commands.CommandTree):
             return  # the command's or its cog's own handler answered
         name = command.qualified_name if command is not None else (interaction.data or {}).get("name", "?")
         await answer_failure(interaction, error, f"/{name}")
+
+
+async def answer_unclaimed_component(interaction: discord.Interaction, items: Iterable[type[Any]]) -> None:
+    """A button or select whose custom_id no template of ``items`` (the bot's DynamicItem classes: all its
+    components are) matches, from a message of an older version or forged (letters or a huge number
+    where an id goes, an unknown prefix): answered with ``STALE_COMPONENT`` instead of Discord's "This
+    interaction failed"; nothing runs."""
+    if interaction.type is not discord.InteractionType.component:
+        return
+    custom_id = str((interaction.data or {}).get("custom_id", ""))
+    if any(item.__discord_ui_compiled_template__.fullmatch(custom_id) for item in items):
+        return
+    try:
+        await interaction.response.send_message(STALE_COMPONENT, ephemeral=True)
+    except discord.HTTPException:
+        log.info("could not answer the unclaimed component %r", custom_id[:100])

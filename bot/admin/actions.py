@@ -19,6 +19,7 @@ from bot.labelling.context import Context
 from bot.labelling.errors import LabellingError
 from bot.labelling.moderation_core import subtree_ids
 from bot.labelling.service import LabellingService, get_or_create_user
+from bot.labelling.texts import text_refusal
 from bot.labelling.votes import RED_FLAG, vote
 from storage.models import AuditLog, Message, ModerationFlag, User
 
@@ -31,6 +32,8 @@ class ActionRefused(LabellingError):
         "already_banned": "That member is already banned. Nothing was changed.",
         "no_author": "That message has no known author to ban.",
         "empty_text": "The new text is empty. Nothing was changed.",
+        "control_characters": ("The new text contains control codes (invisible characters such as NUL or ESC). "
+                                "Nothing was changed."),
         "text_too_long": "The new text is too long. Nothing was changed.",
         "unchanged_text": "The text is the same as before. Nothing was changed.",
         "not_flagged": "That message is not in the moderation queue (any more).",
@@ -193,8 +196,9 @@ class ModeratorActions:
     async def edit(self, moderator: Moderator, message_id: int, text: str) -> MessageLine:
         """Replace the text; the old text is kept as a MessageRevision."""
         text = text.strip()
-        if not text:
-            raise ActionRefused("empty_text")
+        refusal = text_refusal(text)
+        if refusal is not None:
+            raise ActionRefused(refusal)
         if len(text) > self.ctx.settings.max_text_length:
             raise ActionRefused("text_too_long", f"The new text is longer than "
                                 f"{self.ctx.settings.max_text_length} characters. Nothing was changed.")

@@ -14,12 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.labelling.errors import LabellingError
+from storage.ids import MAX_DISCORD_ID, MAX_ROW_ID
 from storage.models import BotPost, Message, MessageTree, PostMessage
 
 LINK = re.compile(
-    r"<?https?://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(?:\d+|@me)/\d+/(?P<message>\d+)>?"
+    r"<?https?://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(?:[0-9]+|@me)/[0-9]+/(?P<message>[0-9]+)>?"
 )
-NUMBER = re.compile(r"#?(?P<number>\d{1,20})")
+NUMBER = re.compile(r"#?(?P<number>[0-9]{1,20})")
 
 
 class TargetError(LabellingError):
@@ -43,10 +44,10 @@ class TargetRef:
 def parse_target(text: str) -> TargetRef:
     text = text.strip()
     link = LINK.fullmatch(text)
-    if link:
+    if link and int(link["message"]) <= MAX_DISCORD_ID:
         return TargetRef(discord_message_id=int(link["message"]))
     number = NUMBER.fullmatch(text)
-    if number:
+    if number and int(number["number"]) <= MAX_DISCORD_ID:
         return TargetRef(number=int(number["number"]))
     raise TargetError("bad_target")
 
@@ -93,7 +94,8 @@ async def resolve_message(session: AsyncSession, ref: TargetRef) -> Message:
         assert ref.number is not None
         ids = await post_message_ids(session, ref.number)
         message_id = _one(ids) if ids else ref.number
-    message = await session.get(Message, message_id)
+    # A bare number too big for a row id is no message of ours (and could not be looked up).
+    message = await session.get(Message, message_id) if message_id <= MAX_ROW_ID else None
     if message is None:
         raise TargetError("message_not_found")
     return message
@@ -114,7 +116,7 @@ async def resolve_tree(session: AsyncSession, ref: TargetRef) -> MessageTree:
         tree_id = await session.scalar(select(Message.tree_id).where(Message.id == ids[0]))
     else:
         tree_id = ref.number
-    tree = await session.get(MessageTree, tree_id) if tree_id is not None else None
+    tree = await session.get(MessageTree, tree_id) if tree_id is not None and tree_id <= MAX_ROW_ID else None
     if tree is None:
         raise TargetError("tree_not_found")
     return tree

@@ -44,6 +44,8 @@ class TaskRefused(LabellingError):
         "task_cancelled": "That task was withdrawn (the conversation changed or was moderated).",
         "banned": "You are banned from the labelling campaign.",
         "empty_text": "The text is empty.",
+        "control_characters": ("The text contains control codes (invisible characters such as NUL or ESC, "
+                                "from a terminal or a broken copy); please remove them."),
         "text_too_long": "The text is too long.",
         "duplicate_text": "You sent the same text a short while ago.",
         "already_replied": "You already replied to this message.",

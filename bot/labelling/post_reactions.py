@@ -152,16 +152,19 @@ class PostReactions:
             post = await session.scalar(select(BotPost).where(BotPost.discord_message_id == discord_message_id))
             if post is None:
                 return None
-            if post.tree_id is not None:
-                # The tree's row lock first, as every engine write on a tree takes it: votes and quick reviews
-                # that lock it only after their own rows deadlock each other on PostgreSQL.
-                await session.get(MessageTree, post.tree_id, with_for_update=True)
+            # The member's row before the tree's, as /task and submissions take them: on first contact the
+            # insert waits for the member's own /task creating the same row, and that transaction may need
+            # the tree (its new task's foreign key) while we would hold its row lock (PostgreSQL deadlock).
             if added:
                 user = await get_or_create_user(session, discord_user_id, display_name=display_name)
             else:
                 user = await session.scalar(select(User).where(User.discord_id == discord_user_id))
                 if user is None:
                     return ReactionOutcome(post.id, post.tree_id, "ignored")
+            if post.tree_id is not None:
+                # The tree's row lock next, as every engine write on a tree takes it: votes and quick reviews
+                # that lock it only after their own rows deadlock each other on PostgreSQL.
+                await session.get(MessageTree, post.tree_id, with_for_update=True)
             if emoji in VOTE_EMOJI:
                 return await self._vote(session, post, user, emoji, added)
             if post.kind == "rank":

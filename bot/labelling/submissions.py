@@ -17,6 +17,7 @@ from bot.labelling.errors import TaskRefused
 from bot.labelling.labels import acceptance_score, invalid_label_problem
 from bot.labelling.moderation_core import halt_tree_now
 from bot.labelling.tasks import reply_rate_retry_at
+from bot.labelling.texts import text_refusal
 from bot.labelling.trees import (
     ACTIVE_STATES,
     CLOSED_STATES,
@@ -82,8 +83,9 @@ async def _claim(session: AsyncSession, ctx: Context, task_id: int, user_id: int
 
 def _clean_text(ctx: Context, text: str) -> str:
     text = (text or "").strip()
-    if not text:
-        raise TaskRefused("empty_text")
+    refusal = text_refusal(text)
+    if refusal is not None:
+        raise TaskRefused(refusal)
     limit = ctx.settings.max_text_length
     if len(text) > limit:
         raise TaskRefused("text_too_long", f"The text is {len(text)} characters long; the limit is {limit}.")

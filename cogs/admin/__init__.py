@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.admin.actions import EDIT_INPUT, EDIT_MODAL, ModerationCommands
+from cogs.admin.actions import EDIT_INPUT, EDIT_MODAL, EDIT_PREFIX, ModerationCommands
 from cogs.admin.channels import ChannelCommands
 from cogs.admin.checks import answer_refusal, require_moderator
 from cogs.admin.components import DYNAMIC_ITEMS
@@ -65,11 +65,12 @@ class AdminCog(ModeratorRoleCommands, ChannelCommands, ModerationCommands, Queue
         if interaction.type is not discord.InteractionType.modal_submit:
             return
         data = dict(interaction.data or {})
-        match = EDIT_MODAL.fullmatch(str(data.get("custom_id", "")))
-        if match is None:
+        custom_id = str(data.get("custom_id", ""))
+        if not custom_id.startswith(EDIT_PREFIX):
             return
+        match = EDIT_MODAL.fullmatch(custom_id)
         text = _modal_text(data, EDIT_INPUT)
-        await self.on_edit_submit(interaction, int(match["message"]), text or "")
+        await self.on_edit_submit(interaction, int(match["message"]) if match else None, text or "")
 
 
 async def setup(bot: Any) -> None:

@@ -16,9 +16,12 @@ from bot.labelling.errors import LabellingError
 from cogs.admin.checks import NotModerator, answer_refusal, guild_admin, require_moderator
 from cogs.admin.components import REASON_CHARS, confirm_view
 from cogs.admin.render import QUIET, done, moderator_of, person, preview_embed, refuse, say, short
+from cogs.custom_ids import ROW_ID
 
 log = logging.getLogger(__name__)
-EDIT_MODAL = re.compile(r"adm:edit:(?P<message>\d+)")
+EDIT_PREFIX = "adm:edit:"
+EDIT_MODAL = re.compile(rf"{EDIT_PREFIX}(?P<message>{ROW_ID})")
+STALE_FORM = "This form is out of date or was not made by me. Nothing was changed."
 EDIT_INPUT = "adm:text"
 MODAL_TEXT_LIMIT = 4000
 TARGET_HELP = "A message link (Copy Message Link), a bot post's id, or our message number"
@@ -99,19 +102,23 @@ class ModerationCommands:
         ))
         await interaction.response.send_modal(modal)
 
-    async def on_edit_submit(self, interaction: discord.Interaction, message_id: int, text: str) -> None:
-        """The edit modal's submission (routed by the cog's listener, so it works after a restart)."""
+    async def on_edit_submit(self, interaction: discord.Interaction, message_id: int | None, text: str) -> None:
+        """The edit modal's submission (routed by the cog's listener, so it works after a restart); no
+        ``message_id`` when the form's custom_id does not parse."""
         try:
             await require_moderator(interaction)
         except NotModerator as refused:
             await answer_refusal(interaction, refused)
             return
+        # Nothing the moderator wrote is lost: a refused text comes back with the reason.
+        echo = discord.File(io.BytesIO(text.encode()), filename=f"message-{message_id or 'text'}.txt")
+        if message_id is None:
+            await say(interaction, STALE_FORM + " Your text is attached.", file=echo)
+            return
         actor = person(interaction.user.id, interaction.user.display_name)
         try:
             line = await actions_of(interaction).edit(moderator_of(interaction), message_id, text)
         except LabellingError as refused:
-            # Nothing the moderator wrote is lost: the text comes back with the reason.
-            echo = discord.File(io.BytesIO(text.encode()), filename=f"message-{message_id}.txt")
             await say(interaction, refused.message + " Your text is attached.", file=echo)
             return
         await done(interaction, f"Message #{line.id} now reads:\n>>> {short(line.text, 1500)}",

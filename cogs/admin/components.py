@@ -16,6 +16,7 @@ import discord
 
 from cogs.admin.checks import NotModerator, answer_refusal, require_moderator
 from cogs.command_errors import answers_failures
+from cogs.custom_ids import DISCORD_ID, PAGE, ROW_ID
 
 ADMIN_COG = "AdminCog"
 CONFIRM_ACTIONS = ("ban", "banauthor", "del", "halt")
@@ -34,7 +35,10 @@ async def _checked(interaction: discord.Interaction) -> Any | None:
 
 
 class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button],
-                    template=r"adm:ok:(?P<action>ban|banauthor|del|halt):(?P<target>\d+)(?::(?P<reason>.*))?"):
+                    template=rf"adm:ok:(?:(?P<ban>ban):(?P<member>{DISCORD_ID})|(?P<action>banauthor|del|halt):"
+                             rf"(?P<row>{ROW_ID}))(?::(?P<reason>.*))?"):
+    """A ban names a member by Discord id; the other actions name one of our messages or trees."""
+
     def __init__(self, action: str, target: int, reason: str | None = None, *, label: str = "Confirm") -> None:
         custom_id = f"adm:ok:{action}:{target}" + (f":{reason[:REASON_CHARS]}" if reason else "")
         super().__init__(discord.ui.Button(label=label, style=discord.ButtonStyle.danger, custom_id=custom_id))
@@ -43,7 +47,8 @@ class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button],
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
                              match: re.Match[str]) -> ConfirmButton:
-        return cls(match["action"], int(match["target"]), match["reason"], label=item.label or "Confirm")
+        return cls(match["ban"] or match["action"], int(match["member"] or match["row"]), match["reason"],
+                   label=item.label or "Confirm")
 
     @answers_failures
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -68,7 +73,7 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"adm:no"
 
 
 class FlagButton(discord.ui.DynamicItem[discord.ui.Button],
-                 template=r"adm:fq:(?P<action>keep|del|ban):(?P<message>\d+):(?P<page>\d+)"):
+                 template=rf"adm:fq:(?P<action>keep|del|ban):(?P<message>{ROW_ID}):(?P<page>{PAGE})"):
     LOOK = {"keep": ("Keep", discord.ButtonStyle.success), "del": ("Delete", discord.ButtonStyle.danger),
             "ban": ("Ban author", discord.ButtonStyle.danger)}
 
@@ -91,7 +96,7 @@ class FlagButton(discord.ui.DynamicItem[discord.ui.Button],
 
 
 class PageButton(discord.ui.DynamicItem[discord.ui.Button],
-                 template=r"adm:pg:(?P<view>flagged|audit):(?P<page>\d+):(?P<member>\d+):(?P<tag>[prn])"):
+                 template=rf"adm:pg:(?P<view>flagged|audit):(?P<page>{PAGE}):(?P<member>{DISCORD_ID}):(?P<tag>[prn])"):
     """``tag`` (previous, refresh, next) keeps the three buttons' custom_ids apart on the first page."""
 
     def __init__(self, view: str, page: int, member: int = 0, tag: str = "r", *, label: str,

@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot.labelling.members import BoardPage, MemberRefused, MemberService
 from cogs import delivery
 from cogs.command_errors import answers_failures
+from cogs.custom_ids import PAGE
 from cogs.labelling import render_profile as render
 from cogs.labelling.member_edge import caller_of, line_names, member_service, send_refusal
 
@@ -19,7 +20,7 @@ Period = Literal["day", "week", "month", "all"]
 
 
 class PageButton(discord.ui.DynamicItem[discord.ui.Button],
-                 template=r"board:(?P<period>[a-z]+):(?P<page>\d{1,9}):(?P<owner>[0-9a-f]{1,16})"):
+                 template=rf"board:(?P<period>[a-z]+):(?P<page>{PAGE}):(?P<owner>[0-9a-f]{{1,16}})"):
     """Previous / Next under a leaderboard. The owner is who asked for it: their clicks turn the page in
     place, anyone else gets their own copy of that page (with their own standing) privately. The owner is
     written as a keyed token, not as their Discord id."""

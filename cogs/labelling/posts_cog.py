@@ -24,13 +24,23 @@ from bot.labelling.post_channels import ChannelConfig, PostChannels
 from bot.labelling.posts import PostContent, PostRef, PostService
 from cogs import delivery
 from cogs.command_errors import DATABASE_BUSY, answers_failures
+from cogs.custom_ids import ROW_ID
 from cogs.labelling import answering, render, render_posts
-from cogs.labelling.task_cog import TEXT_INPUT_MAX, member_of, refusal_text, submit_text, task_message
+from cogs.labelling.task_cog import (
+    STALE_FORM,
+    TEXT_INPUT_MAX,
+    echo_text,
+    member_of,
+    refusal_text,
+    submit_text,
+    task_message,
+)
 from cogs.labelling.task_views import WRITE_CODES, modal_text, outcome_view, text_modal
 
 log = logging.getLogger(__name__)
 COG = "Posts"
-POST_MODAL_ID = re.compile(r"lp:m:(?P<task>\d+):(?P<code>[a-z]?)")
+POST_MODAL_PREFIX = "lp:m:"
+POST_MODAL_ID = re.compile(rf"{POST_MODAL_PREFIX}(?P<task>{ROW_ID}):(?P<code>[a-z]?)")
 BUTTONS = {
     "prompt": [("write", "Write a prompt", "✍️")],
     "reply": [("write", "Reply", "✍️")],
@@ -291,13 +301,15 @@ class PostsCog(commands.Cog, name=COG):
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """A prompt or reply written from a post: the answer is a new message only the member sees (the
         post itself stays as it is for everyone)."""
-        if interaction.type is not discord.InteractionType.modal_submit:
+        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        if interaction.type is not discord.InteractionType.modal_submit or not custom_id.startswith(POST_MODAL_PREFIX):
             return
-        match = POST_MODAL_ID.fullmatch(str((interaction.data or {}).get("custom_id", "")))
+        text = modal_text(dict(interaction.data or {})) or ""
+        match = POST_MODAL_ID.fullmatch(custom_id)
         if match is None:
+            await echo_text(interaction, STALE_FORM, text)
             return
         task_id, code = int(match["task"]), match["code"]
-        text = modal_text(dict(interaction.data or {})) or ""
         outcome = await submit_text(interaction, self.members, task_id, code, text)
         if outcome is None:
             return

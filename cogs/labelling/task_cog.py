@@ -19,6 +19,7 @@ from cogs.labelling import answering, render
 from cogs.labelling.task_views import (
     DYNAMIC_ITEMS,
     MODAL_ID,
+    MODAL_PREFIX,
     NO,
     SKIP_REASONS,
     YES,
@@ -46,9 +47,11 @@ KIND_OPTIONS = [
     app_commands.Choice(name="rank", value="rank"),
 ]
 # Refusals after which the same task still takes a corrected text.
-RETRYABLE = {"empty_text", "text_too_long", "duplicate_text", "rate_limited"}
+RETRYABLE = {"empty_text", "control_characters", "text_too_long", "duplicate_text", "rate_limited"}
 STALE = ("These buttons are out of date or were not made by me, so nothing was recorded. "
          "Use /task to get a task again.")
+# A form of ours whose custom_id does not parse (an older version's, or forged): the text comes back.
+STALE_FORM = "This form is out of date or was not made by me, so nothing was recorded."
 SKIP_PROMPT = "Skip this task? Telling why is optional and helps us give better tasks."
 # Discord's text inputs hold at most 4000 characters.
 TEXT_INPUT_MAX = 4000
@@ -69,10 +72,16 @@ async def give_text_back(interaction: discord.Interaction, reason: str, retry: b
                          code: str) -> None:
     """Nothing the member wrote is lost: a refused text comes back with the reason, and with a "Write
     again" button when the same task still takes a corrected text."""
-    embed, file = render.echo(reason, text, retry=retry)
+    await echo_text(interaction, reason, text, again_view(task_id, code) if retry else None)
+
+
+async def echo_text(interaction: discord.Interaction, reason: str, text: str,
+                    view: discord.ui.View | None = None) -> None:
+    """The text back to the member with why it was not recorded; ``view`` offers to write it again."""
+    embed, file = render.echo(reason, text, retry=view is not None)
     extra: dict[str, Any] = {"file": file} if file else {}
-    if retry:
-        extra["view"] = again_view(task_id, code)
+    if view is not None:
+        extra["view"] = view
     await answering.note(interaction, embed=embed, **extra)
 
 
@@ -231,21 +240,16 @@ class TaskCog(commands.Cog, name="Tasks"):
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """Modal submissions arrive here, not at a Modal object, so they are taken after a restart too.
-        Components of ours that no template knows (a message of an older version) get an answer too."""
+        (Components no template knows are answered by the bot, see cogs/command_errors.py.)"""
         custom_id = str((interaction.data or {}).get("custom_id", ""))
-        if interaction.type is discord.InteractionType.component:
-            if custom_id.startswith("lt:") and not any(
-                item.__discord_ui_compiled_template__.fullmatch(custom_id) for item in DYNAMIC_ITEMS
-            ):
-                await answering.note(interaction, STALE)
+        if interaction.type is not discord.InteractionType.modal_submit or not custom_id.startswith(MODAL_PREFIX):
             return
-        if interaction.type is not discord.InteractionType.modal_submit:
-            return
+        text = modal_text(dict(interaction.data or {})) or ""
         match = MODAL_ID.fullmatch(custom_id)
         if match is None:
+            await echo_text(interaction, STALE_FORM, text)
             return
         task_id, code = int(match["task"]), match["code"]
-        text = modal_text(dict(interaction.data or {})) or ""
         outcome = await submit_text(interaction, self.members, task_id, code, text)
         if outcome is None:
             return

@@ -19,12 +19,14 @@ from bot.labelling.labels import LIKERT_VALUES, LabelSpec
 from bot.labelling.member_tasks import Outcome
 from bot.labelling.tasks import TaskOffer
 from cogs.command_errors import answers_failures
+from cogs.custom_ids import ROW_ID
 from cogs.labelling.render import letter, preview
 from storage.enums import TaskKind
 
 COG = "Tasks"
 STATE = r"[0-9A-Za-z.-]*"
-MODAL_ID = re.compile(r"lt:m:(?P<task>\d+):(?P<code>[a-z]?)")
+MODAL_PREFIX = "lt:m:"
+MODAL_ID = re.compile(rf"{MODAL_PREFIX}(?P<task>{ROW_ID}):(?P<code>[a-z]?)")
 TEXT_INPUT_ID = "lt:text"
 ROWS_PER_PAGE = 4  # the fifth row holds the buttons
 SKIP_REASONS = {
@@ -43,7 +45,7 @@ def _cog(interaction: discord.Interaction) -> Any:
 
 
 class TaskButton(discord.ui.DynamicItem[discord.ui.Button],
-                 template=rf"lt:b:(?P<action>[a-z]+):(?P<task>\d+):(?P<state>{STATE})"):
+                 template=rf"lt:b:(?P<action>[a-z]+):(?P<task>{ROW_ID}):(?P<state>{STATE})"):
     def __init__(self, action: str, task_id: int, state: str = "", *, label: str,
                  style: discord.ButtonStyle = discord.ButtonStyle.secondary, disabled: bool = False,
                  emoji: str | None = None) -> None:
@@ -62,7 +64,7 @@ class TaskButton(discord.ui.DynamicItem[discord.ui.Button],
 
 
 class TaskSelect(discord.ui.DynamicItem[discord.ui.Select],
-                 template=rf"lt:s:(?P<action>[a-z]+):(?P<task>\d+):(?P<state>{STATE}):(?P<arg>[0-9a-z]*)"):
+                 template=rf"lt:s:(?P<action>[a-z]+):(?P<task>{ROW_ID}):(?P<state>{STATE}):(?P<arg>[0-9a-z]*)"):
     def __init__(self, action: str, task_id: int, state: str, arg: str = "", *,
                  options: Sequence[discord.SelectOption] = (), placeholder: str | None = None,
                  min_values: int = 1, max_values: int = 1, disabled: bool = False) -> None:

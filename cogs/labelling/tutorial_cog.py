@@ -15,6 +15,7 @@ from discord.ext import commands
 from bot.labelling.labels import label_names, label_specs
 from bot.labelling.tasks import MessageView, TaskOffer
 from cogs.command_errors import answers_failures
+from cogs.custom_ids import PAGE
 from cogs.labelling import render
 from cogs.labelling.task_views import task_view
 from storage.enums import TaskKind
@@ -91,7 +92,7 @@ PAGES = (
 )
 
 
-class TutorialButton(discord.ui.DynamicItem[discord.ui.Button], template=r"tut:(?P<page>\d+)"):
+class TutorialButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"tut:(?P<page>{PAGE})"):
     def __init__(self, page: int, label: str, emoji: str) -> None:
         super().__init__(discord.ui.Button(label=label, emoji=emoji, custom_id=f"tut:{page}",
                                            style=discord.ButtonStyle.primary), row=4)

@@ -49,13 +49,17 @@ async def test_our_ids_and_refusals(sessions, world):
     async with sessions() as s:
         assert (await resolve_message(s, parse_target(f"#{world['reply']}"))).id == world["reply"]
         assert (await resolve_tree(s, parse_target(str(world["tree"])))).id == world["tree"]
+        # Numbers no column holds: beyond 64 bits, not ASCII digits; beyond our 32-bit row ids no message.
         for text, reason in (("hello", "bad_target"), ("https://example.com/channels/1/2/3", "bad_target"),
-                             ("https://discord.com/channels/1/5/42", "not_a_post"), ("4242", "message_not_found")):
+                             ("https://discord.com/channels/1/5/42", "not_a_post"), ("4242", "message_not_found"),
+                             (f"#{2**64}", "bad_target"), ("١٢", "bad_target"), (f"{2**31}", "message_not_found"),
+                             (f"https://discord.com/channels/1/5/{2**64}", "bad_target")):
             with pytest.raises(TargetError) as refused:
                 await resolve_message(s, parse_target(text))
             assert refused.value.reason == reason
-        with pytest.raises(TargetError, match="conversation tree"):
-            await resolve_tree(s, parse_target("4242"))
+        for number in ("4242", f"{2**40}"):
+            with pytest.raises(TargetError, match="conversation tree"):
+                await resolve_tree(s, parse_target(number))
 
 
 async def test_actions_create_the_moderator_and_stamp_their_guild(sessions, world):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from emulator import Emulator
+from storage import db
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +66,16 @@ class BotProcess:
                          for n in range(1, self.starts + 1) if (self.workdir / f"bot-{n}.log").exists())
 
 
+async def _rows(database_url: str, query: str, **params: Any) -> list[tuple]:
+    """The rows of one read-only query, on either database (an engine of its own, closed afterwards)."""
+    engine = db.create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(row) for row in await conn.execute(text(query), params)]
+    finally:
+        await engine.dispose()
+
+
 HELD_REACTIONS = ("SELECT p.discord_message_id, u.discord_id, r.emoji FROM post_reactions r "
                   "JOIN bot_posts p ON p.id = r.post_id JOIN users u ON u.id = r.user_id")
 # A member's reactions on the posts whose subject is a text, and the engine's votes on texts.
@@ -83,7 +93,7 @@ def _vote_mismatches(post_votes: Iterable[tuple], engine_votes: Iterable[tuple])
     held: dict[tuple[int, int], set[str]] = {}
     for message_id, user_id, emoji in post_votes:
         held.setdefault((message_id, user_id), set()).add(codes[emoji])
-    stored = Counter((m, u, e) for m, u, e in engine_votes)
+    stored = Counter(tuple(row) for row in engine_votes)
     wanted = Counter()
     for (message_id, user_id), votes in held.items():
         if {"+1", "-1"} <= votes:
@@ -92,10 +102,14 @@ def _vote_mismatches(post_votes: Iterable[tuple], engine_votes: Iterable[tuple])
     return sorted((set(wanted) ^ set(stored)) | {k for k, n in stored.items() if n > 1})
 
 
-def held_reactions(db_path: Path) -> Counter:
+async def held_reactions(database_url: str) -> Counter:
     """(Discord message, member, emoji) rows of post_reactions, counted (a count above 1 is a double)."""
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        return _held(conn.execute(HELD_REACTIONS))
+    return _held(await _rows(database_url, HELD_REACTIONS))
+
+
+async def held_reactions_in(connection: AsyncConnection) -> Counter:
+    """held_reactions() through a connection the caller holds (the running bot's engine)."""
+    return _held((await connection.execute(text(HELD_REACTIONS))).all())
 
 
 def shown_reactions(posts: list[Any], bot_id: int, emojis: frozenset[str]) -> set[tuple[int, int, str]]:
@@ -104,25 +118,24 @@ def shown_reactions(posts: list[Any], bot_id: int, emojis: frozenset[str]) -> se
             if emoji in emojis for user in users if user != bot_id}
 
 
-def vote_mismatches(db_path: Path) -> list[tuple]:
+async def vote_mismatches(database_url: str) -> list[tuple]:
     """Engine votes (reactions table) that differ from what the held post reactions give: a member's vote on
     a text is what they hold on every post about it, 👍 with 👎 cancelling."""
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        return _vote_mismatches(conn.execute(POST_VOTES).fetchall(), conn.execute(ENGINE_VOTES).fetchall())
-
-
-async def held_reactions_in(connection: AsyncConnection) -> Counter:
-    """held_reactions() through a SQLAlchemy connection (SQLite or PostgreSQL)."""
-    return _held((await connection.execute(text(HELD_REACTIONS))).all())
+    return _vote_mismatches(await _rows(database_url, POST_VOTES), await _rows(database_url, ENGINE_VOTES))
 
 
 async def vote_mismatches_in(connection: AsyncConnection) -> list[tuple]:
-    """vote_mismatches() through a SQLAlchemy connection (SQLite or PostgreSQL)."""
+    """vote_mismatches() through a connection the caller holds."""
     return _vote_mismatches((await connection.execute(text(POST_VOTES))).all(),
                             (await connection.execute(text(ENGINE_VOTES))).all())
 
 
-def duplicated_texts(db_path: Path, texts: list[str]) -> list[str]:
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        counts = Counter(row[0] for row in conn.execute("SELECT text FROM messages"))
+async def stored_texts(database_url: str, texts: list[str]) -> Counter:
+    """How many times each of these texts is stored as a message."""
+    wanted = set(texts)
+    return Counter(row[0] for row in await _rows(database_url, "SELECT text FROM messages") if row[0] in wanted)
+
+
+async def duplicated_texts(database_url: str, texts: list[str]) -> list[str]:
+    counts = await stored_texts(database_url, texts)
     return [text for text in texts if counts[text] > 1]

@@ -5,7 +5,7 @@ post reactions and votes are those of the final state, every acknowledged prompt
 DM gets one stored message and one answer.
 
 FAULTS_REPLAY_EVENTS sets how many reaction events are sent (default 10,000; the replay is the gateway's
-whole resume buffer, 10,000 frames)."""
+whole resume buffer, 10,000 frames). On SQLite, and on PostgreSQL when OABOT_TEST_POSTGRES_URL gives a server."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import random
 from collections import Counter
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from bench.discord_load import Figures, Member
 from bot.config import Settings
@@ -24,28 +25,27 @@ from model_runner import bundled_smollm2_path
 from storage.enums import ChatRole
 from storage.models import ChatMessage
 from tests.cogs.labelling.posts.conftest import COGS, FLOW
-from tests.faults.fault_harness import duplicated_texts, held_reactions, shown_reactions, vote_mismatches
+from tests.faults.fault_harness import held_reactions, shown_reactions, stored_texts, vote_mismatches
 
 EVENTS = int(os.environ.get("FAULTS_REPLAY_EVENTS", "10000"))
 REACTIONS = ("MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE")
 
 
-def settings_for(tmp_path) -> Settings:
+def settings_for(database_url: str) -> Settings:
     model = bundled_smollm2_path()
     chat = ({"model_path": str(model), "threads": 1, "context_size": 1024, "max_reply_tokens": 4, "seed": 1}
             if model else {"enabled": False})
-    return Settings(database={"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
+    return Settings(database={"url": database_url},
                     discord={"cogs": [*COGS, "cogs.chat"] if model else COGS},
                     chat=chat, labelling=FLOW, posts={"first_post_delay_seconds": 3600})
 
 
-async def test_resume_replaying_10000_events_counts_nothing_twice(emulator, start_bot, tmp_path, caplog):  # noqa: F811
+async def test_resume_replaying_10000_events_counts_nothing_twice(emulator, start_bot, database_url, caplog):  # noqa: F811
     emu = emulator
     guild = await emu.create_guild("Replay", channels=["general", "one", "two"])
     mod = await emu.create_user("mod", guild=guild, moderator=True)
     members = [await emu.create_user(f"member{i}", guild=guild) for i in range(40)]
-    settings = settings_for(tmp_path)
-    db_path = tmp_path / "bot.db"
+    settings = settings_for(database_url)
     async with start_bot(settings) as bot:
         labelling = bot.services.labelling
         # Posts with a subject: an accepted prompt (written and reviewed through the engine).
@@ -109,10 +109,11 @@ async def test_resume_replaying_10000_events_counts_nothing_twice(emulator, star
         await bot.get_cog("Posts").wait_for_edits()
 
         expected = shown_reactions(posts, emu.bot_user.id, frozenset(VOTE_EMOJI))
-        held = held_reactions(db_path)
+        held = await held_reactions(database_url)
         assert set(held) == expected and max(held.values()) == 1
-        assert vote_mismatches(db_path) == []
-        assert figures.prompts and duplicated_texts(db_path, figures.prompts) == []
+        assert await vote_mismatches(database_url) == []
+        stored = await stored_texts(database_url, figures.prompts)
+        assert figures.prompts and all(stored[text] == 1 for text in figures.prompts), stored
         async with bot.services.sessions() as db:
             by_role = dict((await db.execute(select(ChatMessage.role, func.count()).group_by(ChatMessage.role))).all())
         assert by_role.get(ChatRole.USER, 0) == len(chatting) and by_role.get(ChatRole.ASSISTANT, 0) == len(chatting)
@@ -121,7 +122,8 @@ async def test_resume_replaying_10000_events_counts_nothing_twice(emulator, star
             assert len(answers) == 1
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert errors == []  # a replayed interaction is dropped, not answered again (40060)
-        print(f"\nreplay: {sum(replayed.values())} events replayed ({replayed_reactions} reactions, "
-              f"{replayed['INTERACTION_CREATE']} interactions, {replayed['MESSAGE_CREATE']} messages); "
-              f"prompts acknowledged {len(figures.prompts)}, stored twice 0; chat DMs {len(chatting)}, "
+        print(f"\nreplay on {make_url(database_url).get_backend_name()}: {sum(replayed.values())} events replayed "
+              f"({replayed_reactions} reactions, {replayed['INTERACTION_CREATE']} interactions, "
+              f"{replayed['MESSAGE_CREATE']} messages); prompts acknowledged {len(figures.prompts)}, "
+              f"found {len(stored)}, duplicated 0; chat DMs {len(chatting)}, "
               f"answered {by_role.get(ChatRole.ASSISTANT, 0)}; post reactions held {len(held)} = shown, doubled 0")

@@ -7,13 +7,16 @@ some react only while it is down. After the restart:
 - what post_reactions holds is exactly what the emulator shows (every reaction the gateway acknowledged,
   counted once: reactions sent while the bot was down are read back from Discord at the start), and the
   engine's votes are the ones those reactions give.
+On SQLite, and on PostgreSQL when OABOT_TEST_POSTGRES_URL gives a server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bench.discord_load import Figures, Member, lost_submissions, seed_database
 from bot.labelling.post_reactions import VOTE_EMOJI
@@ -32,7 +35,7 @@ STORM_SECONDS = 14.0  # the bot is killed 4 s in, and restarted 4 s later
 VOTES = frozenset(VOTE_EMOJI)
 
 
-async def test_kill9_during_a_storm_loses_and_doubles_nothing(tmp_path):
+async def test_kill9_during_a_storm_loses_and_doubles_nothing(tmp_path, database_url):
     emu = Emulator(history_limit=20_000)
     await emu.start()
     bot = None
@@ -40,10 +43,8 @@ async def test_kill9_during_a_storm_loses_and_doubles_nothing(tmp_path):
         guild = await emu.create_guild("Storm", channels=["general", "reviews", "replies"])
         channels = {"review": guild.channel("reviews").id, "reply": guild.channel("replies").id}
         users = [await emu.create_user(f"member{i}", guild=guild) for i in range(MEMBERS)]
-        db_path = tmp_path / "oabot.db"
-        url = f"sqlite+aiosqlite:///{db_path}"
-        await seed_database(url, [(guild.id, kind, channel_id) for kind, channel_id in channels.items()])
-        bot = BotProcess(emu, tmp_path, url, extra_config="[posts]\nfirst_post_delay_seconds = 1\n")
+        await seed_database(database_url, [(guild.id, kind, channel_id) for kind, channel_id in channels.items()])
+        bot = BotProcess(emu, tmp_path, database_url, extra_config="[posts]\nfirst_post_delay_seconds = 1\n")
         await bot.start()
         await emu.wait_for_commands("task", timeout=60)
         posts = [await emu.wait_for_message(guild.channel(name), lambda m: bool(m.embeds), timeout=60)
@@ -71,29 +72,33 @@ async def test_kill9_during_a_storm_loses_and_doubles_nothing(tmp_path):
 
         expected = shown_reactions(posts, emu.bot_user.id, VOTES)
         for _ in range(600):  # the restarted bot works through what is in flight and what it missed
-            held = held_reactions(db_path)
+            held = await held_reactions(database_url)
             if set(held) == expected:
                 break
             await asyncio.sleep(0.1)
         assert set(held) == expected, (f"missing {sorted(expected - set(held))[:5]}, "
                                        f"extra {sorted(set(held) - expected)[:5]}")
         assert max(held.values()) == 1
-        assert vote_mismatches(db_path) == []
+        assert await vote_mismatches(database_url) == []
 
         # (The seeded campaign has its trees: the engine mostly offers reviews, prompts when a tree closes.)
-        engine = db.create_engine(url)
+        acknowledged = len(figures.prompts) + len(figures.reviews)
+        engine = db.create_engine(database_url)
         try:
-            assert figures.reviews and await lost_submissions(engine, figures) == 0
+            lost = await lost_submissions(engine, figures)
+            async with engine.connect() as conn:
+                # A member reviews a text once: one task's labels per (text, member).
+                doubled = (await conn.execute(text(
+                    "SELECT message_id, user_id FROM labels GROUP BY message_id, user_id "
+                    "HAVING count(DISTINCT task_id) > 1"))).all()
         finally:
             await engine.dispose()
-        assert duplicated_texts(db_path, figures.prompts) == []
-        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-            # A member reviews a text once: one task's labels per (text, member).
-            doubled = conn.execute("SELECT message_id, user_id FROM labels GROUP BY message_id, user_id "
-                                   "HAVING count(DISTINCT task_id) > 1").fetchall()
+        assert figures.reviews and lost == 0
+        assert await duplicated_texts(database_url, figures.prompts) == []
         assert doubled == []
-        print(f"\nkill -9: submissions acknowledged {len(figures.prompts) + len(figures.reviews)} "
-              f"(prompts {len(figures.prompts)}, reviews {len(figures.reviews)}), lost 0, duplicated 0; "
+        print(f"\nkill -9 on {make_url(database_url).get_backend_name()}: submissions acknowledged {acknowledged} "
+              f"(prompts {len(figures.prompts)}, reviews {len(figures.reviews)}), found {acknowledged - lost}, "
+              f"duplicated 0; "
               f"reactions sent {figures.reactions + 5}, held {len(held)} = shown {len(expected)}, doubled 0")
         await bot.stop()
         assert "Traceback" not in bot.logs(), bot.logs()[-3000:]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from bot.labelling.errors import NoTaskAvailable, TaskRefused
+from cogs.command_errors import STALE_COMPONENT
 from cogs.labelling.task_cog import STALE
 from storage.models import Label, Task, User
 
@@ -102,7 +103,9 @@ async def test_components_of_a_task_that_is_not_open_change_nothing(
         await refused(bob, bob.forged(f"lt:b:page:{task_id}:9.zz"), f"lt:b:page:{task_id}:9.zz", STALE)
         forged_select = f"lt:s:label:{task_id}:0.-:0"
         await refused(bob, bob.forged(forged_select, select_values=["0"]), forged_select, STALE, values=["0"])
-        await refused(bob, bob.forged("lt:b:launch:rockets"), "lt:b:launch:rockets", STALE)
+        # Ids no template takes: letters, a minus sign, beyond 64 bits (the database could not bind it).
+        for unclaimed in ("lt:b:launch:rockets", f"lt:b:confirm:-{task_id}:0.4", f"lt:b:confirm:{2**64}:0.4"):
+            await refused(bob, bob.forged(unclaimed), unclaimed, STALE_COMPONENT)
 
         # Expired.
         async with sessions.begin() as session:
