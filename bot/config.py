@@ -90,6 +90,15 @@ class DatabaseSettings(Section):
     # the SQLite file, a PostgreSQL server restarting. Past it, members are told to try again.
     busy_timeout_seconds: PosFloat = 30
 
+    @model_validator(mode="before")
+    @classmethod
+    def _milliseconds_of_old(cls, data: Any) -> Any:
+        # Configs written before busy_timeout_seconds keep working.
+        if isinstance(data, dict) and "busy_timeout_ms" in data and "busy_timeout_seconds" not in data:
+            data = dict(data)
+            data["busy_timeout_seconds"] = float(data.pop("busy_timeout_ms")) / 1000
+        return data
+
     @field_validator("url")
     @classmethod
     def _async_url(cls, value: str) -> str:

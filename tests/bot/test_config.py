@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Settings, load_settings
 
 
 def test_missing_file_means_defaults(tmp_path):
@@ -83,3 +83,8 @@ def test_bad_values_name_the_key(tmp_path, content, expected):
 def test_unreadable_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path)  # a directory cannot be read as a file
+
+
+def test_an_older_config_with_busy_timeout_in_milliseconds_still_loads():
+    assert Settings(database={"busy_timeout_ms": 5000}).database.busy_timeout_seconds == 5
+    assert Settings(database={"busy_timeout_seconds": 12}).database.busy_timeout_seconds == 12
