@@ -129,22 +129,44 @@ class _TaskReentrantLock:
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
+        # When a write last succeeded (or the idle lock was taken): writers queueing without progress for
+        # the busy timeout mean a stuck database, not a busy one.
+        self._progress = time.monotonic()
+        self._waiting = 0
 
     @contextlib.asynccontextmanager
     async def hold(self, wait: float) -> AsyncIterator[None]:
-        """Raises DatabaseUnavailable when the lock was not free within ``wait`` seconds."""
+        """Raises DatabaseUnavailable when no write succeeded for ``wait`` seconds while writers queue: the
+        database is stuck (a lock another program holds). A long queue that moves is only busy, and its
+        writers keep their turn (a waiter that gave up and came back would go to the end of it)."""
         task = asyncio.current_task()
         if task is not None and self._owner is task:
             yield
             return
+        if not self._lock.locked() and self._waiting == 0:
+            self._progress = time.monotonic()  # an idle database: its stall clock starts now
+        self._waiting += 1
+        acquiring = asyncio.ensure_future(self._lock.acquire())
         try:
-            async with asyncio.timeout(wait):
-                await self._lock.acquire()
-        except TimeoutError:
-            raise DatabaseUnavailable(f"no turn to write within {wait:g} s") from None
+            while True:
+                stalled = time.monotonic() - self._progress
+                if stalled >= wait and not acquiring.done():
+                    raise DatabaseUnavailable(f"no write succeeded for {wait:g} s")
+                done, _ = await asyncio.wait({acquiring}, timeout=max(wait - stalled, 0.05))
+                if done:
+                    break
+        except BaseException:
+            if acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None:
+                self._lock.release()
+            else:
+                acquiring.cancel()
+            raise
+        finally:
+            self._waiting -= 1
         self._owner = task
         try:
             yield
+            self._progress = time.monotonic()
         finally:
             self._owner = None
             self._lock.release()

@@ -210,7 +210,7 @@ async def test_a_minute_of_5xx_and_429_loses_no_reply(emulator, start_bot, tmp_p
 
         # Every submission is stored once; the post is recorded once, with the message that was posted.
         db_path = tmp_path / "bot.db"
-        assert duplicated_texts(db_path, [*texts.values()]) == []
+        assert await duplicated_texts(f"sqlite+aiosqlite:///{db_path}", [*texts.values()]) == []
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
             stored = Counter(text for (text,) in conn.execute("SELECT text FROM messages"))
             labelled = Counter(user for (user,) in conn.execute(
@@ -256,7 +256,7 @@ async def test_a_first_answer_refused_past_3_s_keeps_the_work_and_a_resubmission
         await emu.wait_for(lambda: 10062 in submitted.errors, timeout=60, what="the answer refused as too late")
         assert submitted.response is None and title(task) != RECORDED
         db_path = tmp_path / "bot.db"
-        assert duplicated_texts(db_path, [text]) == []
+        assert await duplicated_texts(f"sqlite+aiosqlite:///{db_path}", [text]) == []
         await emu.wait_for(lambda: any("could not answer interaction" in r.getMessage() for r in caplog.records),
                            timeout=30, what="the bot giving up on the answer")
 
