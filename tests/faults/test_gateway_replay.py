@@ -14,6 +14,7 @@ import os
 import random
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -40,6 +41,8 @@ def settings_for(database_url: str) -> Settings:
                     chat=chat, labelling=FLOW, posts={"first_post_delay_seconds": 3600})
 
 
+# 10,000 events twice over take minutes on a loaded 2-core machine.
+@pytest.mark.timeout(900)
 async def test_resume_replaying_10000_events_counts_nothing_twice(emulator, start_bot, database_url, caplog):  # noqa: F811
     emu = emulator
     guild = await emu.create_guild("Replay", channels=["general", "one", "two"])
