@@ -144,7 +144,21 @@ class _TaskReentrantLock:
             yield
             return
         if not self._lock.locked() and self._waiting == 0:
-            self._progress = time.monotonic()  # an idle database: its stall clock starts now
+            # A free lock, the common case: taken at once, without a task to watch the wait. Its stall clock
+            # starts now.
+            self._progress = time.monotonic()
+            await self._lock.acquire()
+        else:
+            await self._wait_for_turn(wait)
+        self._owner = task
+        try:
+            yield
+            self._progress = time.monotonic()
+        finally:
+            self._owner = None
+            self._lock.release()
+
+    async def _wait_for_turn(self, wait: float) -> None:
         self._waiting += 1
         acquiring = asyncio.ensure_future(self._lock.acquire())
         try:
@@ -163,13 +177,6 @@ class _TaskReentrantLock:
             raise
         finally:
             self._waiting -= 1
-        self._owner = task
-        try:
-            yield
-            self._progress = time.monotonic()
-        finally:
-            self._owner = None
-            self._lock.release()
 
 
 class SerialWriteSessions(async_sessionmaker[AsyncSession]):
